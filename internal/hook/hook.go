@@ -35,6 +35,13 @@ func New(w http.ResponseWriter, before func(status int) int) *Writer {
 	return &Writer{ResponseWriter: w, before: before}
 }
 
+// Reset makes w a fresh Writer around rw with before, exactly as [New]
+// would return. It lets a middleware embed a Writer by value in its own
+// per-request struct and pay one allocation instead of two.
+func (w *Writer) Reset(rw http.ResponseWriter, before func(status int) int) {
+	*w = Writer{ResponseWriter: rw, before: before}
+}
+
 // Unwrap returns the wrapped ResponseWriter, for [http.ResponseController].
 func (w *Writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 

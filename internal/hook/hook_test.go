@@ -215,3 +215,16 @@ func TestTeeSeesBody(t *testing.T) {
 		t.Errorf("got status %d written %v", hw.Status(), hw.Written())
 	}
 }
+
+func TestResetIsNew(t *testing.T) {
+	calls := 0
+	var hw Writer
+	hw.DiscardBody()
+	hw.Reset(httptest.NewRecorder(), func(status int) int { calls++; return status + 1 })
+	rec := hw.ResponseWriter.(*httptest.ResponseRecorder)
+	hw.Write([]byte("x"))
+	hw.Done()
+	if calls != 1 || hw.Status() != 201 || rec.Body.String() != "x" {
+		t.Errorf("calls=%d status=%d body=%q, want 1, 201, %q (Reset must clear earlier state)", calls, hw.Status(), rec.Body.String(), "x")
+	}
+}
