@@ -99,7 +99,11 @@ func Start(ctx context.Context, n int) (c *Cluster, err error) {
 		gid, _ := strconv.Atoi(u.Gid)
 		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
+	sweepStale()
 	if c.root, err = os.MkdirTemp("", "sharednothing-pg-"); err != nil {
+		return c, err
+	}
+	if err := os.WriteFile(filepath.Join(c.root, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return c, err
 	}
 	if err := c.chown(c.root); err != nil {
@@ -441,6 +445,25 @@ func appendFile(path, s string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// sweepStale removes the directories of clusters whose test process died
+// without cleaning up (a panic, a SIGKILL). Their servers died with it.
+func sweepStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "sharednothing-pg-*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 // freePorts asks the kernel for n distinct free loopback ports.

@@ -3,6 +3,11 @@ package pgtest
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -126,5 +131,59 @@ func BenchmarkStart(b *testing.B) {
 			b.Fatal(err)
 		}
 		c.Close()
+	}
+}
+
+// TestCleanupOnPanic runs a child test process that starts its own cluster
+// and panics; the servers must die with it, and the next Start sweeps its
+// data directory away.
+func TestCleanupOnPanic(t *testing.T) {
+	if os.Getenv("PGTEST_PANIC_CHILD") == "1" {
+		c, err := Start(context.Background(), 1)
+		if err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(3)
+		}
+		fmt.Printf("CLUSTER %s %d %d\n", c.root, c.Primary.Port, c.Replicas[0].Port)
+		panic("test panicked with a cluster running")
+	}
+	Need(t, cluster)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCleanupOnPanic$")
+	cmd.Env = append(os.Environ(), "PGTEST_PANIC_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("child did not fail: %s", out)
+	}
+	var root string
+	var p1, p2 int
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "CLUSTER ") {
+			fmt.Sscanf(line, "CLUSTER %s %d %d", &root, &p1, &p2)
+		}
+	}
+	if root == "" {
+		t.Fatalf("child never started its cluster: %s", out)
+	}
+	// The postmasters get SIGKILL from the kernel when the child exits;
+	// wait for their ports to close.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, port := range []int{p1, p2} {
+		for {
+			conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+			if err != nil {
+				break
+			}
+			conn.Close()
+			select {
+			case <-ctx.Done():
+				t.Fatalf("server on port %d still running after its test process panicked", port)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	sweepStale()
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("data directory %s of the dead cluster was not swept: %v", root, err)
 	}
 }
