@@ -1,0 +1,381 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	_ "image/gif" // register decoders for image.DecodeConfig
+	_ "image/jpeg"
+	_ "image/png"
+	"io"
+	"log"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	_ "golang.org/x/image/webp"
+)
+
+// Upload limits. maxPixels matches the thumbnail renderer's default limit,
+// so every photo the gallery accepts can also be rendered.
+const (
+	maxUploadBytes = 10 << 20
+	maxPixels      = 50_000_000
+	maxNameLen     = 40
+	maxNoteLen     = 2000
+)
+
+// thumbSpec is the size of gallery thumbnails.
+var thumbSpec = thumbnailSpec{Width: 320, Height: 240}
+
+// app holds what the handlers share. Every field is safe for concurrent use.
+type app struct {
+	instance string
+	dialect  string // "postgres" or "sqlite"
+	uploads  string // directory of the uploaded originals
+
+	primary  *sql.DB
+	sessions *sessionManager
+	pins     *pinnedDB
+	cache    *responseCache
+	thumbs   *thumbnailHandler
+}
+
+// routes returns the application's handler. The public home page runs
+// outside the session middleware, so it cannot show anything personal and
+// can be cached for everyone.
+func (a *app) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(a.instanceHeader, middleware.Recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		a.fail(w, http.StatusNotFound, "There is no page at this address.")
+	})
+
+	r.Get("/healthz", a.healthz)
+	r.Mount("/thumbs", a.thumbs)
+	r.With(a.cache.Handler, a.pins.Handler).Get("/", a.home)
+
+	r.Group(func(r chi.Router) {
+		r.Use(http.NewCrossOriginProtection().Handler, a.sessions.LoadAndSave, a.pins.Handler, noStore)
+		r.Get("/login", a.loginForm)
+		r.Post("/login", a.login)
+		r.Post("/logout", a.logout)
+		r.Group(func(r chi.Router) {
+			r.Use(a.requireUser)
+			r.Get("/notes", a.notes)
+			r.Post("/notes", a.addNote)
+			r.Get("/photos", a.photos)
+			r.Post("/photos", a.upload)
+		})
+	})
+	return r
+}
+
+// instanceHeader names the instance on every response, so tests (and
+// curious users) can see which one served a request.
+func (a *app) instanceHeader(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Instance", a.instance)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// noStore keeps per-user pages out of every shared cache.
+func noStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "private, no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireUser sends visitors who are not logged in to the login page.
+func (a *app) requireUser(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.sessions.GetString(r.Context(), "user") == "" {
+			a.sessions.Put(r.Context(), "flash", "Log in first.")
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// page is what every template gets.
+type page struct {
+	Title    string
+	User     string // empty on public pages
+	Flash    string
+	Error    string
+	Instance string
+	Public   bool
+	Notes    []note
+	Photos   []photoView
+	Dialect  string
+}
+
+type photoView struct {
+	photo
+	Thumb string
+}
+
+// view fills in what every per-user page shows.
+func (a *app) view(r *http.Request, title string) page {
+	return page{
+		Title:    title,
+		User:     a.sessions.GetString(r.Context(), "user"),
+		Flash:    a.sessions.PopString(r.Context(), "flash"),
+		Instance: a.instance,
+		Dialect:  a.dialect,
+	}
+}
+
+func (a *app) render(w http.ResponseWriter, status int, name string, p page) {
+	var buf bytes.Buffer
+	if err := templates[name].ExecuteTemplate(&buf, "layout", p); err != nil {
+		log.Printf("render %s: %v", name, err)
+		http.Error(w, "internal error rendering the page", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// fail answers with an error page that says what went wrong.
+func (a *app) fail(w http.ResponseWriter, status int, msg string) {
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "2")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	a.render(w, status, "error", page{Title: http.StatusText(status), Error: msg, Instance: a.instance, Public: true})
+}
+
+// dbFail answers a database error: 503 with a plain explanation, never a
+// stack trace. The details go to the log.
+func (a *app) dbFail(w http.ResponseWriter, r *http.Request, err error) {
+	log.Printf("%s %s: %v", r.Method, r.URL.Path, err)
+	msg := "The database is not answering right now, so this page cannot be shown. Please try again in a moment."
+	if r.Method == http.MethodPost {
+		msg = "The database is not accepting writes right now, so nothing was saved. Please try again in a moment."
+	}
+	a.fail(w, http.StatusServiceUnavailable, msg)
+}
+
+func (a *app) home(w http.ResponseWriter, r *http.Request) {
+	ps, err := listPhotos(r.Context(), a.pins.Reader(r.Context()), "", 12)
+	if err != nil {
+		a.dbFail(w, r, err)
+		return
+	}
+	// Public and the same for everyone: a few seconds in each instance's
+	// response cache.
+	w.Header().Set("Cache-Control", "public, max-age=2")
+	a.render(w, http.StatusOK, "home", page{Title: "Photo notebook", Public: true, Instance: a.instance,
+		Dialect: a.dialect, Photos: a.photoViews(ps)})
+}
+
+func (a *app) loginForm(w http.ResponseWriter, r *http.Request) {
+	a.render(w, http.StatusOK, "login", a.view(r, "Log in"))
+}
+
+func (a *app) login(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	if name == "" || utf8.RuneCountInString(name) > maxNameLen || !utf8.ValidString(name) {
+		p := a.view(r, "Log in")
+		p.Error = fmt.Sprintf("Type a name of 1 to %d characters.", maxNameLen)
+		a.render(w, http.StatusBadRequest, "login", p)
+		return
+	}
+	ctx := r.Context()
+	if err := a.sessions.RenewToken(ctx); err != nil {
+		a.fail(w, http.StatusInternalServerError, "Could not start a session.")
+		return
+	}
+	a.sessions.Put(ctx, "user", name)
+	a.sessions.Put(ctx, "flash", "Welcome, "+name+".")
+	http.Redirect(w, r, "/notes", http.StatusSeeOther)
+}
+
+func (a *app) logout(w http.ResponseWriter, r *http.Request) {
+	a.sessions.Destroy(r.Context())
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (a *app) notes(w http.ResponseWriter, r *http.Request) {
+	p := a.view(r, "Your notes")
+	ns, err := listNotes(r.Context(), a.pins.Reader(r.Context()), p.User, 100)
+	if err != nil {
+		a.dbFail(w, r, err)
+		return
+	}
+	p.Notes = ns
+	a.render(w, http.StatusOK, "notes", p)
+}
+
+func (a *app) addNote(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	text := strings.TrimSpace(r.PostFormValue("text"))
+	if text == "" || utf8.RuneCountInString(text) > maxNoteLen || !utf8.ValidString(text) {
+		p := a.view(r, "Your notes")
+		p.Error = fmt.Sprintf("A note is 1 to %d characters of text.", maxNoteLen)
+		a.render(w, http.StatusBadRequest, "notes", p)
+		return
+	}
+	if err := addNote(ctx, a.pins.Writer(ctx), a.sessions.GetString(ctx, "user"), text); err != nil {
+		a.dbFail(w, r, err)
+		return
+	}
+	a.sessions.Put(ctx, "flash", "Saved.")
+	http.Redirect(w, r, "/notes", http.StatusSeeOther)
+}
+
+func (a *app) photos(w http.ResponseWriter, r *http.Request) {
+	p := a.view(r, "Your photos")
+	ps, err := listPhotos(r.Context(), a.pins.Reader(r.Context()), p.User, 60)
+	if err != nil {
+		a.dbFail(w, r, err)
+		return
+	}
+	p.Photos = a.photoViews(ps)
+	a.render(w, http.StatusOK, "photos", p)
+}
+
+func (a *app) photoViews(ps []photo) []photoView {
+	vs := make([]photoView, len(ps))
+	for i, p := range ps {
+		vs[i] = photoView{photo: p, Thumb: a.thumbs.URL(p.File, thumbSpec)}
+	}
+	return vs
+}
+
+// upload stores a photo: size-limited, checked to be an image we can
+// render, written under a random name (atomically, so another instance
+// never sees half a file), then recorded in the database.
+func (a *app) upload(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	badUpload := func(status int, msg string) {
+		p := a.view(r, "Your photos")
+		p.Error = msg
+		if ps, err := listPhotos(ctx, a.pins.Reader(ctx), p.User, 60); err == nil {
+			p.Photos = a.photoViews(ps)
+		}
+		a.render(w, status, "photos", p)
+	}
+
+	r.Body = http.MaxBytesReader(w, r.Body, maxUploadBytes)
+	f, hdr, err := r.FormFile("photo")
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		badUpload(http.StatusRequestEntityTooLarge, fmt.Sprintf("That file is too large: photos can be at most %d MiB.", maxUploadBytes>>20))
+		return
+	case errors.Is(err, http.ErrMissingFile), errors.Is(err, http.ErrNotMultipart):
+		badUpload(http.StatusBadRequest, "Choose a photo to upload.")
+		return
+	case err != nil:
+		badUpload(http.StatusBadRequest, "The upload could not be read; please try again.")
+		return
+	}
+	defer f.Close()
+	if r.MultipartForm != nil {
+		defer r.MultipartForm.RemoveAll()
+	}
+
+	cfg, format, err := image.DecodeConfig(f)
+	switch {
+	case err != nil:
+		badUpload(http.StatusUnsupportedMediaType, fmt.Sprintf("%q is not a JPEG, PNG, GIF or WebP image.", hdr.Filename))
+		return
+	case cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxPixels:
+		badUpload(http.StatusRequestEntityTooLarge, fmt.Sprintf("%q is %d×%d pixels; photos can have at most %d megapixels.",
+			hdr.Filename, cfg.Width, cfg.Height, maxPixels/1_000_000))
+		return
+	}
+
+	name, err := a.save(f, format)
+	if err != nil {
+		log.Printf("save upload: %v", err)
+		a.fail(w, http.StatusInternalServerError, "The photo could not be stored.")
+		return
+	}
+	title := strings.TrimSpace(r.PostFormValue("title"))
+	if title == "" {
+		title = strings.TrimSuffix(filepath.Base(hdr.Filename), filepath.Ext(hdr.Filename))
+	}
+	if utf8.RuneCountInString(title) > 80 || !utf8.ValidString(title) {
+		title = "photo"
+	}
+	user := a.sessions.GetString(ctx, "user")
+	err = addPhoto(ctx, a.pins.Writer(ctx), photo{Owner: user, File: name, Title: title, Width: cfg.Width, Height: cfg.Height})
+	if err != nil {
+		os.Remove(filepath.Join(a.uploads, name))
+		a.dbFail(w, r, err)
+		return
+	}
+	a.sessions.Put(ctx, "flash", "Photo uploaded.")
+	http.Redirect(w, r, "/photos", http.StatusSeeOther)
+}
+
+// save copies an upload into the uploads directory under a random name.
+func (a *app) save(f multipart.File, format string) (string, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	var b [12]byte
+	rand.Read(b[:])
+	ext := map[string]string{"jpeg": ".jpg", "png": ".png", "gif": ".gif", "webp": ".webp"}[format]
+	name := hex.EncodeToString(b[:]) + ext
+	tmp, err := os.CreateTemp(a.uploads, ".upload-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename this finds nothing
+	if _, err := io.Copy(tmp, f); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return "", err
+	}
+	return name, os.Rename(tmp.Name(), filepath.Join(a.uploads, name))
+}
+
+// health is the /healthz document.
+type health struct {
+	Instance string          `json:"instance"`
+	Database string          `json:"database"`
+	Primary  bool            `json:"primary_up"`
+	Replicas []replicaHealth `json:"replicas"`
+}
+
+type replicaHealth struct {
+	Name string `json:"name"`
+	Up   bool   `json:"up"`
+}
+
+// healthz reports the instance and what it sees of the databases. It
+// answers 200 while the process serves, even with the primary down: reads
+// can still be served from the replicas.
+func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 500*time.Millisecond)
+	defer cancel()
+	h := health{Instance: a.instance, Database: a.dialect, Primary: a.primary.PingContext(ctx) == nil, Replicas: a.pins.replicaHealth()}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(h)
+}

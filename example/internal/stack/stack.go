@@ -1,0 +1,482 @@
+// Package stack runs the example's whole scaled-out deployment on loopback
+// as real processes: a PostgreSQL primary and streaming replica, N app
+// instances (the example binary, built once) sharing an upload directory
+// and a secret, and nginx round-robining between them. It is used by
+// example/cmd/cluster (make cluster), the end-to-end tests and the fault
+// suite.
+//
+// Every process is started with a parent-death signal, so nothing outlives
+// the program that started it, and [Stack.Close] stops them all.
+package stack
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sharednothing/sharednothing/internal/pgtest"
+)
+
+// ErrNoNginx reports that nginx is not installed.
+var ErrNoNginx = errors.New("stack: nginx not found (apt-get install -y nginx-light)")
+
+// Options configures [Start]. The zero value is a primary, one replica and
+// three instances with no replica delay.
+type Options struct {
+	// Instances is the number of app instances. Default 3.
+	Instances int
+	// ReplicaDelay is the replica's steady replication lag
+	// (recovery_min_apply_delay). Default 0.
+	ReplicaDelay time.Duration
+	// Secret is the application secret all instances share. Default: a
+	// random one.
+	Secret string
+	// Binary is the example app binary. Default: built with [Build] into
+	// the stack's directory.
+	Binary string
+	// Env is added to every instance's environment.
+	Env []string
+	// Log, if set, receives every process's output as well as its log file.
+	Log io.Writer
+}
+
+// Stack is a running deployment.
+type Stack struct {
+	// URL is nginx's base URL, e.g. http://127.0.0.1:41234.
+	URL string
+	// PG is the database cluster: PG.Primary and PG.Replicas[0].
+	PG *pgtest.Cluster
+	// Instances are the app instances, named app-1, app-2, ….
+	Instances []*Instance
+	// Dir holds the logs, the nginx prefix and the shared upload directory
+	// (Dir/data). It is removed by Close.
+	Dir string
+	// Secret is the secret the instances were started with.
+	Secret string
+
+	nginx *exec.Cmd
+	done  chan struct{}
+	opts  Options
+}
+
+// Start builds what is missing and starts the whole stack, returning when
+// every instance answers /healthz and nginx forwards to them. On error
+// everything started is stopped.
+func Start(ctx context.Context, opts Options) (s *Stack, err error) {
+	if opts.Instances <= 0 {
+		opts.Instances = 3
+	}
+	if opts.Secret == "" {
+		b := make([]byte, 32)
+		rand.Read(b)
+		opts.Secret = hex.EncodeToString(b)
+	}
+	nginxBin, err := NginxPath()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "sharednothing-stack-")
+	if err != nil {
+		return nil, err
+	}
+	s = &Stack{Dir: dir, Secret: opts.Secret, opts: opts}
+	defer func() {
+		if err != nil {
+			s.Close()
+			s = nil
+		}
+	}()
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		return s, err
+	}
+
+	// Build the app while PostgreSQL starts.
+	built := make(chan error, 1)
+	if opts.Binary == "" {
+		go func() {
+			bin, err := Build(ctx, dir)
+			opts.Binary = bin
+			built <- err
+		}()
+	} else {
+		built <- nil
+	}
+	s.PG, err = pgtest.Start(ctx, 1)
+	if berr := <-built; err == nil && berr != nil {
+		err = berr
+	}
+	if err != nil {
+		return s, err
+	}
+	s.opts.Binary = opts.Binary
+	if opts.ReplicaDelay > 0 {
+		if err := s.PG.Replicas[0].SetApplyDelay(ctx, opts.ReplicaDelay); err != nil {
+			return s, err
+		}
+	}
+
+	ports, err := freePorts(opts.Instances + 1)
+	if err != nil {
+		return s, err
+	}
+	for i := range opts.Instances {
+		in := &Instance{
+			Name: fmt.Sprintf("app-%d", i+1),
+			Addr: fmt.Sprintf("127.0.0.1:%d", ports[i+1]),
+			Env:  append([]string(nil), opts.Env...),
+			s:    s,
+		}
+		in.Args = []string{"-secret", opts.Secret}
+		s.Instances = append(s.Instances, in)
+	}
+	// Start the instances together: each takes a moment to open its pools.
+	errs := make(chan error, len(s.Instances))
+	for _, in := range s.Instances {
+		go func() { errs <- in.Start(ctx) }()
+	}
+	for range s.Instances {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	if err != nil {
+		return s, err
+	}
+
+	s.URL = "http://127.0.0.1:" + strconv.Itoa(ports[0])
+	if err := s.startNginx(ctx, nginxBin, ports[0]); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// Build compiles the example app into dir and returns the binary's path.
+func Build(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "example-app")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/sharednothing/sharednothing/example")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("stack: go build example: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// NginxPath finds the nginx binary, or returns [ErrNoNginx].
+func NginxPath() (string, error) {
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return "/usr/sbin/nginx", nil
+	}
+	return "", ErrNoNginx
+}
+
+// nginxConf round-robins between the instances. Idempotent requests that
+// meet a dead instance (refused connection, timeout, 502, 503) move on to
+// the next one; max_fails=0 keeps an instance in the rotation however often
+// it fails, so a 503 under load never takes an instance out for everyone.
+// There are no upstream keepalive connections: with a fresh connection per
+// request, a killed instance shows up as a refused connect, which nginx
+// retries even for POST because nothing was sent.
+const nginxConf = `daemon off;
+master_process off;
+worker_processes 1;
+pid {{dir}}/nginx.pid;
+error_log {{dir}}/error.log warn;
+events { worker_connections 1024; }
+http {
+	access_log {{dir}}/access.log;
+	client_body_temp_path {{dir}}/client_body;
+	proxy_temp_path {{dir}}/proxy;
+	fastcgi_temp_path {{dir}}/fastcgi;
+	uwsgi_temp_path {{dir}}/uwsgi;
+	scgi_temp_path {{dir}}/scgi;
+	client_max_body_size 12m;
+	upstream app {
+{{servers}}	}
+	server {
+		listen 127.0.0.1:{{port}};
+		location / {
+			proxy_pass http://app;
+			proxy_http_version 1.1;
+			proxy_set_header Host $http_host;
+			proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+			proxy_connect_timeout 1s;
+			proxy_send_timeout 30s;
+			proxy_read_timeout 30s;
+			proxy_next_upstream error timeout http_502 http_503;
+			proxy_next_upstream_tries 3;
+			proxy_next_upstream_timeout 5s;
+			proxy_request_buffering on;
+		}
+	}
+}
+`
+
+func (s *Stack) startNginx(ctx context.Context, bin string, port int) error {
+	dir := filepath.Join(s.Dir, "nginx")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var servers strings.Builder
+	for _, in := range s.Instances {
+		fmt.Fprintf(&servers, "\t\tserver %s max_fails=0;\n", in.Addr)
+	}
+	conf := strings.NewReplacer("{{dir}}", dir, "{{servers}}", servers.String(), "{{port}}", strconv.Itoa(port)).Replace(nginxConf)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	logf, err := os.Create(filepath.Join(dir, "stderr.log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("stack: start nginx: %w", err)
+	}
+	s.nginx, s.done = cmd, make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(s.done) }()
+	return waitHealthy(ctx, s.URL, s.done, func() string { return tail(filepath.Join(dir, "error.log")) + tail(logf.Name()) })
+}
+
+// Close stops nginx, every instance and PostgreSQL, and removes Dir.
+func (s *Stack) Close() error {
+	if s == nil {
+		return nil
+	}
+	if s.nginx != nil {
+		syscall.Kill(-s.nginx.Process.Pid, syscall.SIGKILL)
+		<-s.done
+	}
+	for _, in := range s.Instances {
+		in.Kill()
+	}
+	s.PG.Close()
+	return os.RemoveAll(s.Dir)
+}
+
+// Logs returns the tail of every instance's log and nginx's error log, for
+// a failing test to print.
+func (s *Stack) Logs() string {
+	var b strings.Builder
+	for _, in := range s.Instances {
+		fmt.Fprintf(&b, "--- %s (%s) ---\n%s", in.Name, in.Addr, tail(in.logPath()))
+	}
+	fmt.Fprintf(&b, "--- nginx ---\n%s", tail(filepath.Join(s.Dir, "nginx", "error.log")))
+	return b.String()
+}
+
+// Instance is one app process. Args and Env are what the next [Instance.Start]
+// uses; change them between [Instance.Stop] and Start (or use
+// [Instance.Restart]) to roll a new configuration.
+type Instance struct {
+	Name string // app-N, also its X-Instance
+	Addr string // 127.0.0.1:PORT, fixed across restarts
+	// Args are the flags besides -addr, -instance, -database-url,
+	// -replica-url and -data-dir, which the stack sets.
+	Args []string
+	// Env is added to the process environment.
+	Env []string
+
+	s    *Stack
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (in *Instance) logPath() string { return filepath.Join(in.s.Dir, in.Name+".log") }
+
+// Start starts the process and waits until it answers /healthz.
+func (in *Instance) Start(ctx context.Context) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.cmd != nil {
+		return fmt.Errorf("stack: %s is already running", in.Name)
+	}
+	args := []string{"-addr", in.Addr, "-instance", in.Name, "-database-url", in.s.PG.Primary.DSN,
+		"-data-dir", filepath.Join(in.s.Dir, "data")}
+	for _, r := range in.s.PG.Replicas {
+		args = append(args, "-replica-url", r.DSN)
+	}
+	cmd := exec.Command(in.s.opts.Binary, append(args, in.Args...)...)
+	// Only what the app needs from the parent: a test's SECRET or
+	// DATABASE_URL must not leak in.
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}, in.Env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	logf, err := os.OpenFile(in.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	var out io.Writer = logf
+	if in.s.opts.Log != nil {
+		out = io.MultiWriter(logf, in.s.opts.Log)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("stack: start %s: %w", in.Name, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(done) }()
+	in.cmd, in.done = cmd, done
+	return waitHealthy(ctx, "http://"+in.Addr, done, func() string { return tail(in.logPath()) })
+}
+
+// Kill stops the process at once with SIGKILL, as a crash would, and waits
+// for it to exit. Killing a stopped instance does nothing.
+func (in *Instance) Kill() { in.signal(syscall.SIGKILL) }
+
+// Stop shuts the process down gracefully (SIGTERM: in-flight requests
+// finish) and waits for it to exit.
+func (in *Instance) Stop() { in.signal(syscall.SIGTERM) }
+
+func (in *Instance) signal(sig syscall.Signal) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.cmd == nil {
+		return
+	}
+	in.cmd.Process.Signal(sig)
+	select {
+	case <-in.done:
+	case <-time.After(15 * time.Second):
+		in.cmd.Process.Kill()
+		<-in.done
+	}
+	in.cmd = nil
+}
+
+// Running reports whether the process is running.
+func (in *Instance) Running() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.cmd == nil {
+		return false
+	}
+	select {
+	case <-in.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Restart stops the instance gracefully, sets its Args (when args is not
+// nil) and starts it again.
+func (in *Instance) Restart(ctx context.Context, args []string) error {
+	in.Stop()
+	if args != nil {
+		in.Args = args
+	}
+	return in.Start(ctx)
+}
+
+// Health is an instance's /healthz document.
+type Health struct {
+	Instance string `json:"instance"`
+	Database string `json:"database"`
+	Primary  bool   `json:"primary_up"`
+	Replicas []struct {
+		Name string `json:"name"`
+		Up   bool   `json:"up"`
+	} `json:"replicas"`
+}
+
+// Health fetches the instance's /healthz directly (not through nginx).
+func (in *Instance) Health(ctx context.Context) (Health, error) {
+	var h Health
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+in.Addr+"/healthz", nil)
+	if err != nil {
+		return h, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return h, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return h, fmt.Errorf("stack: %s /healthz: %s", in.Name, resp.Status)
+	}
+	return h, json.NewDecoder(resp.Body).Decode(&h)
+}
+
+// waitHealthy polls base+"/healthz" until it answers 200, the process exits
+// (done is closed) or 30 s pass.
+func waitHealthy(ctx context.Context, base string, done <-chan struct{}, logs func() string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	client := &http.Client{Timeout: time.Second}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/healthz", nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("/healthz: %s", resp.Status)
+		}
+		last = err
+		select {
+		case <-done:
+			return fmt.Errorf("stack: %s exited during start-up:\n%s", base, logs())
+		case <-ctx.Done():
+			return fmt.Errorf("stack: %s not healthy: %v\n%s", base, last, logs())
+		case <-tick.C:
+		}
+	}
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[i+1:]
+		}
+	}
+	return string(b)
+}
+
+// freePorts asks the kernel for n distinct free loopback ports.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports, nil
+}
