@@ -869,7 +869,7 @@ func TestConcurrentUse(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			// A client per goroutine: its own jar and session.
-			hc := c.srv.Client()
+			hc := *c.srv.Client()
 			hc.Jar, _ = cookiejar.New(nil)
 			for range 5 {
 				res, err := hc.Get(c.srv.URL)
