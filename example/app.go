@@ -26,6 +26,10 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	_ "golang.org/x/image/webp"
+
+	"github.com/sharednothing/sharednothing/replicapin"
+	"github.com/sharednothing/sharednothing/session"
+	"github.com/sharednothing/sharednothing/thumbnail"
 )
 
 // Upload limits. maxPixels matches the thumbnail renderer's default limit,
@@ -38,7 +42,7 @@ const (
 )
 
 // thumbSpec is the size of gallery thumbnails.
-var thumbSpec = thumbnailSpec{Width: 320, Height: 240}
+var thumbSpec = thumbnail.Spec{Width: 320, Height: 240}
 
 // app holds what the handlers share. Every field is safe for concurrent use.
 type app struct {
@@ -47,10 +51,10 @@ type app struct {
 	uploads  string // directory of the uploaded originals
 
 	primary  *sql.DB
-	sessions *sessionManager
-	pins     *pinnedDB
+	sessions *session.Manager
+	pins     *replicapin.DB
 	cache    *responseCache
-	thumbs   *thumbnailHandler
+	thumbs   *thumbs
 }
 
 // routes returns the application's handler. The public home page runs
@@ -174,7 +178,11 @@ func (a *app) dbFail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (a *app) home(w http.ResponseWriter, r *http.Request) {
-	ps, err := listPhotos(r.Context(), a.pins.Reader(r.Context()), "", 12)
+	var ps []photo
+	err := a.pins.Read(r.Context(), func(db *sql.DB) (err error) {
+		ps, err = listPhotos(r.Context(), db, "", 12)
+		return err
+	})
 	if err != nil {
 		a.dbFail(w, r, err)
 		return
@@ -215,7 +223,11 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) notes(w http.ResponseWriter, r *http.Request) {
 	p := a.view(r, "Your notes")
-	ns, err := listNotes(r.Context(), a.pins.Reader(r.Context()), p.User, 100)
+	var ns []note
+	err := a.pins.Read(r.Context(), func(db *sql.DB) (err error) {
+		ns, err = listNotes(r.Context(), db, p.User, 100)
+		return err
+	})
 	if err != nil {
 		a.dbFail(w, r, err)
 		return
@@ -243,13 +255,23 @@ func (a *app) addNote(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) photos(w http.ResponseWriter, r *http.Request) {
 	p := a.view(r, "Your photos")
-	ps, err := listPhotos(r.Context(), a.pins.Reader(r.Context()), p.User, 60)
+	ps, err := a.userPhotos(r, p.User)
 	if err != nil {
 		a.dbFail(w, r, err)
 		return
 	}
 	p.Photos = a.photoViews(ps)
 	a.render(w, http.StatusOK, "photos", p)
+}
+
+// userPhotos reads user's newest photos, from a replica when the user's
+// pin allows.
+func (a *app) userPhotos(r *http.Request, user string) (ps []photo, err error) {
+	err = a.pins.Read(r.Context(), func(db *sql.DB) (err error) {
+		ps, err = listPhotos(r.Context(), db, user, 60)
+		return err
+	})
+	return ps, err
 }
 
 func (a *app) photoViews(ps []photo) []photoView {
@@ -268,7 +290,7 @@ func (a *app) upload(w http.ResponseWriter, r *http.Request) {
 	badUpload := func(status int, msg string) {
 		p := a.view(r, "Your photos")
 		p.Error = msg
-		if ps, err := listPhotos(ctx, a.pins.Reader(ctx), p.User, 60); err == nil {
+		if ps, err := a.userPhotos(r, p.User); err == nil {
 			p.Photos = a.photoViews(ps)
 		}
 		a.render(w, status, "photos", p)
@@ -374,8 +396,16 @@ type replicaHealth struct {
 func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 500*time.Millisecond)
 	defer cancel()
-	h := health{Instance: a.instance, Database: a.dialect, Primary: a.primary.PingContext(ctx) == nil, Replicas: a.pins.replicaHealth()}
+	h := health{Instance: a.instance, Database: a.dialect, Primary: a.primary.PingContext(ctx) == nil, Replicas: replicaHealths(a.pins.Stats())}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(h)
+}
+
+func replicaHealths(st replicapin.Stats) []replicaHealth {
+	hs := []replicaHealth{}
+	for _, n := range st.Replicas {
+		hs = append(hs, replicaHealth{Name: n.Name, Up: n.Up})
+	}
+	return hs
 }

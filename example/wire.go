@@ -1,27 +1,97 @@
 package main
 
-import "database/sql"
+import (
+	"crypto/subtle"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sharednothing/sharednothing/replicapin"
+	"github.com/sharednothing/sharednothing/session"
+	"github.com/sharednothing/sharednothing/thumbnail"
+)
 
 // newSessions returns the session manager: one hash and block key pair per
 // secret, newest first, so cookies sealed under an accepted secret are read
 // and re-sealed under the current one.
-func newSessions(secrets [][]byte) *sessionManager {
+func newSessions(secrets [][]byte) *session.Manager {
 	hash, block := derive(secrets, "session hash"), derive(secrets, "session block")
 	var pairs [][]byte
 	for i := range secrets {
 		pairs = append(pairs, hash[i], block[i])
 	}
-	m := newSessionManager(pairs...)
-	m.Secure = false // the demo serves plain HTTP on loopback
+	m := session.New(pairs...)
+	m.Cookie.Secure = false // the demo serves plain HTTP on loopback
 	return m
 }
 
 func newCache() *responseCache { return &responseCache{} }
 
-func newThumbs(uploads string, secrets [][]byte) (*thumbnailHandler, error) {
-	return &thumbnailHandler{dir: uploads, keys: derive(secrets, "thumbnail"), prefix: "/thumbs"}, nil
+// newPins returns the replica router. SQLite has no replicas and no WAL
+// positions to read, so there it pins by time, which costs nothing.
+func newPins(primary *sql.DB, replicas []*sql.DB, secrets [][]byte, dialect string) (*replicapin.DB, error) {
+	opts := replicapin.Options{
+		Key:         derive(secrets, "replicapin")[0],
+		Cookie:      replicapin.CookieOptions{Insecure: true}, // plain HTTP on loopback
+		DebugHeader: true,                                     // X-Read-From: primary|replica-N
+	}
+	if dialect == "sqlite" {
+		opts.Positions = replicapin.TimeWindow(time.Second)
+	}
+	return replicapin.New(primary, replicas, opts)
 }
 
-func newPins(primary *sql.DB, replicas []*sql.DB, secrets [][]byte, dialect string) (*pinnedDB, error) {
-	return &pinnedDB{primary: primary, replicas: replicas}, nil
+// thumbs serves /thumbs/… with one thumbnail.Handler per secret and signs
+// new URLs with the current one. A thumbnail.Handler checks signatures with
+// its one Key, so while a secret rotates, a URL is served by the handler
+// whose key signed it: the page that linked it may have come from an
+// instance already on the next secret.
+type thumbs struct {
+	hs []*thumbnail.Handler // newest secret first
+}
+
+func newThumbs(uploads string, secrets [][]byte) (*thumbs, error) {
+	t := &thumbs{}
+	for _, key := range derive(secrets, "thumbnail") {
+		h, err := thumbnail.New(thumbnail.Options{Source: thumbnail.Dir(uploads), Key: key, Prefix: "/thumbs"})
+		if err != nil {
+			return nil, fmt.Errorf("thumbnails: %w", err)
+		}
+		t.hs = append(t.hs, h)
+	}
+	return t, nil
+}
+
+// URL returns the signed URL of name's thumbnail, signed with the current
+// secret.
+func (t *thumbs) URL(name string, spec thumbnail.Spec) string { return t.hs[0].URL(name, spec) }
+
+func (t *thumbs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t.handler(r).ServeHTTP(w, r)
+}
+
+// handler picks the handler whose key signed r's URL, by signing the same
+// spec and name with each accepted key; the current one when none matches
+// (it then answers 403 or 400 itself).
+func (t *thumbs) handler(r *http.Request) *thumbnail.Handler {
+	if len(t.hs) == 1 {
+		return t.hs[0]
+	}
+	rest := strings.TrimPrefix(r.URL.Path, "/thumbs/")
+	specText, name, ok := strings.Cut(rest, "/")
+	sig := r.URL.Query().Get("s")
+	spec, err := thumbnail.ParseSpec(specText)
+	if !ok || err != nil || sig == "" {
+		return t.hs[0]
+	}
+	for _, h := range t.hs {
+		u, err := url.Parse(h.URL(name, spec))
+		if err == nil && subtle.ConstantTimeCompare([]byte(u.Query().Get("s")), []byte(sig)) == 1 {
+			return h
+		}
+	}
+	return t.hs[0]
 }
