@@ -14,6 +14,7 @@ import (
 // session from this Manager. The first call on a request opens the cookie.
 // Methods that change the session must run before the response headers are
 // written; later changes are reported to ErrorFunc as [ErrHeadersWritten].
+// Changes made after the handler has returned are lost.
 
 // Put sets key to val. Values of the typed getters' types (string, bool,
 // int, int64, float64, []byte, time.Time) and the other integer and float

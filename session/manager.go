@@ -96,6 +96,7 @@ type Manager struct {
 	// For [ErrHeadersWritten] the response is already under way and writes
 	// to w are appended to the body. The default logs the error and, if
 	// the headers are not yet out, replies 500 Internal Server Error.
+	// ErrorFunc must not call the Manager's data methods.
 	ErrorFunc func(w http.ResponseWriter, r *http.Request, err error)
 
 	// MaxChunks lets a session too large for one cookie be split across
@@ -172,6 +173,7 @@ type config struct {
 	errorFunc func(http.ResponseWriter, *http.Request, error)
 	validate  func(context.Context, *Values) bool
 	now       func() time.Time
+	attrs     string // "; Path=/; HttpOnly; …" without Expires and Max-Age
 }
 
 // freeze checks m's fields and returns a copy to serve with. It panics on an
@@ -208,6 +210,11 @@ func (m *Manager) freeze() *config {
 		validate:  m.Validate,
 		now:       m.now,
 	}
+	static := http.Cookie{
+		Name: c.Name, Domain: c.Domain, Path: c.Path, HttpOnly: c.HttpOnly,
+		Secure: c.Secure, SameSite: c.SameSite, Partitioned: c.Partitioned,
+	}
+	cfg.attrs = strings.TrimPrefix(static.String(), c.Name+"=")
 	if m.Lifetime == 0 {
 		cfg.lifetime = seconds(24 * time.Hour)
 	}

@@ -197,31 +197,29 @@ func (st *state) seal(now time.Time) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := st.newCookie(st.cfg.cookie.Name, "")
+	attrs := st.cfg.attrs
 	if st.cfg.cookie.Persist {
 		exp := st.d.p.expires
 		if st.cfg.idle > 0 {
 			exp = min(exp, st.d.p.active+st.cfg.idle)
 		}
-		c.Expires = time.Unix(exp, 0).UTC()
-		c.MaxAge = int(max(exp-now.Unix(), 1))
+		attrs += "; Expires=" + time.Unix(exp, 0).UTC().Format(http.TimeFormat) +
+			"; Max-Age=" + strconv.FormatInt(max(exp-now.Unix(), 1), 10)
 	}
-	if room := maxCookieHeader - headerPrefix - len(c.String()); len(sealed) <= room {
-		c.Value = sealed
-		return []string{c.String()}, nil
+	name := st.cfg.cookie.Name
+	// room is how many value bytes fit in the Set-Cookie line of cookie i.
+	room := func(i int) int {
+		return maxCookieHeader - headerPrefix - len(chunkName(name, i)) - len("=") - len(attrs)
+	}
+	if len(sealed) <= room(0) {
+		return []string{name + "=" + sealed + attrs}, nil
 	}
 	// Chunk: find the fewest cookies that hold it.
 	for n := 2; n <= st.cfg.maxChunks; n++ {
 		prefix := strconv.Itoa(n) + "."
-		room := make([]int, n)
-		total := 0
+		total := -len(prefix)
 		for i := range n {
-			c.Name = chunkName(st.cfg.cookie.Name, i)
-			room[i] = maxCookieHeader - headerPrefix - len(c.String())
-			if i == 0 {
-				room[i] -= len(prefix)
-			}
-			total += room[i]
+			total += room(i)
 		}
 		if total < len(sealed) {
 			continue
@@ -229,14 +227,18 @@ func (st *state) seal(now time.Time) ([]string, error) {
 		out := make([]string, 0, n)
 		rest := sealed
 		for i := range n {
-			// Spread evenly so no cookie sits right at the limit.
-			size := min(room[i], (len(rest)+n-i-1)/(n-i))
-			c.Name, c.Value = chunkName(st.cfg.cookie.Name, i), rest[:size]
+			r := room(i)
 			if i == 0 {
-				c.Value = prefix + c.Value
+				r -= len(prefix)
+			}
+			// Spread evenly so no cookie sits right at the limit.
+			size := min(r, (len(rest)+n-i-1)/(n-i))
+			v := rest[:size]
+			if i == 0 {
+				v = prefix + v
 			}
 			rest = rest[size:]
-			out = append(out, c.String())
+			out = append(out, chunkName(name, i)+"="+v+attrs)
 		}
 		return out, nil
 	}
@@ -250,22 +252,11 @@ func chunkName(name string, i int) string {
 	return name + "." + strconv.Itoa(i)
 }
 
-func (st *state) newCookie(name, value string) http.Cookie {
-	o := st.cfg.cookie
-	return http.Cookie{
-		Name: name, Value: value, Domain: o.Domain, Path: o.Path,
-		HttpOnly: o.HttpOnly, Secure: o.Secure, SameSite: o.SameSite,
-		Partitioned: o.Partitioned,
-	}
-}
-
 // expireChunks deletes the cookies the client sent from index from on.
 func (st *state) expireChunks(h http.Header, from int) {
 	for i := from; i < st.d.sent; i++ {
-		c := st.newCookie(chunkName(st.cfg.cookie.Name, i), "")
-		c.MaxAge = -1
-		c.Expires = time.Unix(1, 0).UTC()
-		h.Add("Set-Cookie", c.String())
+		h.Add("Set-Cookie", chunkName(st.cfg.cookie.Name, i)+"="+st.cfg.attrs+
+			"; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0")
 	}
 }
 
