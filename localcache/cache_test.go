@@ -1,0 +1,474 @@
+package localcache_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sharednothing/sharednothing/localcache"
+)
+
+// clock is a fake time source for Options.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// evictLog records OnEvict calls.
+type evictLog struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (l *evictLog) add(k string, v int, r localcache.EvictReason) {
+	l.mu.Lock()
+	l.got = append(l.got, fmt.Sprintf("%s=%d %v", k, v, r))
+	l.mu.Unlock()
+}
+
+func (l *evictLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return fmt.Sprint(l.got)
+}
+
+func mustNew[K comparable, V any](t testing.TB, o localcache.Options[K, V]) *localcache.Cache[K, V] {
+	t.Helper()
+	c, err := localcache.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		o    localcache.Options[string, int]
+		want error
+	}{
+		{"negative MaxEntries", localcache.Options[string, int]{MaxEntries: -1}, localcache.ErrNegative},
+		{"negative MaxBytes", localcache.Options[string, int]{MaxBytes: -1}, localcache.ErrNegative},
+		{"negative TTL", localcache.Options[string, int]{TTL: -time.Second}, localcache.ErrNegative},
+		{"negative Shards", localcache.Options[string, int]{Shards: -2}, localcache.ErrNegative},
+		{"negative ErrorTTL", localcache.Options[string, int]{ErrorTTL: -1}, localcache.ErrNegative},
+		{"negative StaleWhileRevalidate", localcache.Options[string, int]{StaleWhileRevalidate: -1}, localcache.ErrNegative},
+		{"MaxBytes without Cost", localcache.Options[string, int]{MaxBytes: 10}, localcache.ErrNoCost},
+		{"zero value", localcache.Options[string, int]{}, nil},
+		{"odd shard count", localcache.Options[string, int]{Shards: 3}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := localcache.New(tt.o)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+			if err == nil {
+				c.Close()
+			}
+		})
+	}
+}
+
+func TestGetSetDelete(t *testing.T) {
+	var log evictLog
+	c := mustNew(t, localcache.Options[string, int]{OnEvict: log.add})
+	if _, ok := c.Get("a"); ok {
+		t.Fatal("empty cache had a")
+	}
+	c.Set("a", 1)
+	c.Set("b", 2)
+	c.Set("a", 3)
+	if v, ok := c.Get("a"); !ok || v != 3 {
+		t.Fatalf("got %v %v, want 3 true", v, ok)
+	}
+	c.Delete("b")
+	c.Delete("missing")
+	if _, ok := c.Get("b"); ok {
+		t.Fatal("deleted b still there")
+	}
+	if c.Len() != 1 {
+		t.Fatalf("Len %d, want 1", c.Len())
+	}
+	c.Purge()
+	if c.Len() != 0 {
+		t.Fatalf("Len after Purge %d, want 0", c.Len())
+	}
+	if got, want := log.String(), "[a=1 replaced b=2 deleted a=3 deleted]"; got != want {
+		t.Errorf("OnEvict got %s, want %s", got, want)
+	}
+	st := c.Stats()
+	if st.Hits != 1 || st.Misses != 2 || st.Entries != 0 || st.Bytes != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestEvictsLeastRecentlyUsed(t *testing.T) {
+	var log evictLog
+	c := mustNew(t, localcache.Options[string, int]{MaxEntries: 3, Shards: 1, OnEvict: log.add})
+	c.Set("a", 1)
+	c.Set("b", 2)
+	c.Set("c", 3)
+	c.Get("a") // a is now used more recently than b
+	c.Set("d", 4)
+	if _, ok := c.Get("b"); ok {
+		t.Error("b survived; want it evicted as least recently used")
+	}
+	for _, k := range []string{"a", "c", "d"} {
+		if _, ok := c.Get(k); !ok {
+			t.Errorf("%s evicted", k)
+		}
+	}
+	if got, want := log.String(), "[b=2 evicted]"; got != want {
+		t.Errorf("OnEvict got %s, want %s", got, want)
+	}
+	if st := c.Stats(); st.Evictions != 1 || st.Entries != 3 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestMaxEntriesAcrossShards(t *testing.T) {
+	c := mustNew(t, localcache.Options[int, int]{MaxEntries: 100})
+	for i := range 10_000 {
+		c.Set(i, i)
+		if n := c.Len(); n > 100 {
+			t.Fatalf("Len %d after %d sets, want <= 100", n, i+1)
+		}
+	}
+	if n := c.Len(); n < 50 {
+		t.Errorf("Len %d, want the cache reasonably full", n)
+	}
+}
+
+// TestByteBound floods the cache from several goroutines with values of
+// random size and checks the byte total never passes MaxBytes, and that it
+// matches the values actually held.
+func TestByteBound(t *testing.T) {
+	const maxBytes = 64 << 10
+	var held atomic.Int64 // bytes of values in the cache, from OnEvict
+	c := mustNew(t, localcache.Options[string, []byte]{
+		MaxBytes: maxBytes,
+		Cost:     func(k string, v []byte) int64 { return int64(len(k) + len(v)) },
+		OnEvict: func(k string, v []byte, r localcache.EvictReason) {
+			held.Add(-int64(len(k) + len(v)))
+		},
+	})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			for i := range 5000 {
+				k := fmt.Sprintf("k%d-%d", g, i)
+				v := make([]byte, r.IntN(2048))
+				held.Add(int64(len(k) + len(v)))
+				c.Set(k, v)
+				if b := c.Stats().Bytes; b > maxBytes {
+					t.Errorf("Bytes %d > MaxBytes %d", b, maxBytes)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st := c.Stats()
+	if st.Bytes > maxBytes || st.Bytes != held.Load() {
+		t.Errorf("Bytes %d, held per OnEvict %d, MaxBytes %d", st.Bytes, held.Load(), maxBytes)
+	}
+	if st.Bytes < maxBytes/2 {
+		t.Errorf("Bytes %d: cache badly underfilled", st.Bytes)
+	}
+	// A value bigger than a shard's share is not stored at all.
+	c.Set("huge", make([]byte, maxBytes))
+	if _, ok := c.Get("huge"); ok {
+		t.Error("stored a value larger than the bound")
+	}
+}
+
+func TestTTL(t *testing.T) {
+	clk := newClock()
+	var log evictLog
+	c := mustNew(t, localcache.Options[string, int]{TTL: time.Minute, Now: clk.Now, OnEvict: log.add})
+	c.Set("default", 1)
+	c.SetWithTTL("short", 2, time.Second)
+	c.SetWithTTL("forever", 3, 0)
+	clk.Advance(2 * time.Second)
+	if _, ok := c.Get("short"); ok {
+		t.Error("short outlived its TTL")
+	}
+	if _, ok := c.Get("default"); !ok {
+		t.Error("default expired early")
+	}
+	clk.Advance(time.Minute)
+	if _, ok := c.Get("default"); ok {
+		t.Error("default outlived TTL")
+	}
+	if v, ok := c.Get("forever"); !ok || v != 3 {
+		t.Error("forever expired")
+	}
+	if got, want := log.String(), "[short=2 expired default=1 expired]"; got != want {
+		t.Errorf("OnEvict got %s, want %s", got, want)
+	}
+	if st := c.Stats(); st.Expirations != 2 || st.Entries != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestGetOrLoadCoalesces(t *testing.T) {
+	c := mustNew(t, localcache.Options[string, int]{})
+	var calls atomic.Int32
+	release := make(chan struct{})
+	loader := func(ctx context.Context, k string) (int, error) {
+		calls.Add(1)
+		<-release
+		return len(k), nil
+	}
+	const n = 20
+	var started, wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		started.Add(1)
+		wg.Go(func() {
+			started.Done()
+			v, err := c.GetOrLoad(context.Background(), "hello", loader)
+			if err == nil && v != 5 {
+				err = fmt.Errorf("got %d, want 5", v)
+			}
+			errs <- err
+		})
+	}
+	started.Wait()
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if got := calls.Load(); got != 1 {
+		t.Errorf("loader ran %d times, want 1", got)
+	}
+	if v, err := c.GetOrLoad(context.Background(), "hello", loader); v != 5 || err != nil {
+		t.Errorf("cached: got %v %v", v, err)
+	}
+	if st := c.Stats(); st.Loads != 1 || st.Entries != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestGetOrLoadLastWaiterCancelsLoad(t *testing.T) {
+	c := mustNew(t, localcache.Options[string, string]{})
+	loaderDone := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := c.GetOrLoad(ctx, "k", func(lctx context.Context, k string) (string, error) {
+		cancel()
+		<-lctx.Done()
+		loaderDone <- lctx.Err()
+		return "", lctx.Err()
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if err := <-loaderDone; !errors.Is(err, context.Canceled) {
+		t.Errorf("loader context: %v", err)
+	}
+	// A later caller starts a fresh load.
+	v, err := c.GetOrLoad(context.Background(), "k", func(context.Context, string) (string, error) { return "fresh", nil })
+	if v != "fresh" || err != nil {
+		t.Errorf("got %q %v, want fresh", v, err)
+	}
+}
+
+func TestGetOrLoadPanic(t *testing.T) {
+	c := mustNew(t, localcache.Options[string, int]{})
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make([]error, 5)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = c.GetOrLoad(context.Background(), "k", func(context.Context, string) (int, error) {
+				<-release
+				panic("boom")
+			})
+		})
+	}
+	close(release)
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, localcache.ErrLoaderPanic) {
+			t.Errorf("waiter %d got %v, want ErrLoaderPanic", i, err)
+		}
+	}
+	if _, ok := c.Get("k"); ok {
+		t.Error("panicking load stored a value")
+	}
+}
+
+func TestErrorTTL(t *testing.T) {
+	errDown := errors.New("backend down")
+	tests := []struct {
+		name      string
+		errTTL    time.Duration
+		wantCalls int32
+	}{
+		{"off by default", 0, 3},
+		{"cached for ErrorTTL", time.Second, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			c := mustNew(t, localcache.Options[string, int]{ErrorTTL: tt.errTTL, Now: clk.Now})
+			var calls atomic.Int32
+			loader := func(context.Context, string) (int, error) { calls.Add(1); return 0, errDown }
+			for _, step := range []time.Duration{0, 500 * time.Millisecond, time.Second} {
+				clk.Advance(step)
+				if _, err := c.GetOrLoad(context.Background(), "k", loader); !errors.Is(err, errDown) {
+					t.Fatalf("got %v, want errDown", err)
+				}
+			}
+			if got := calls.Load(); got != tt.wantCalls {
+				t.Errorf("loader ran %d times, want %d", got, tt.wantCalls)
+			}
+			if _, ok := c.Get("k"); ok {
+				t.Error("Get returned a cached error as a value")
+			}
+		})
+	}
+}
+
+func TestStaleWhileRevalidate(t *testing.T) {
+	clk := newClock()
+	replaced := make(chan int, 1)
+	c := mustNew(t, localcache.Options[string, int]{
+		TTL: time.Minute, StaleWhileRevalidate: 10 * time.Second, Now: clk.Now,
+		OnEvict: func(k string, v int, r localcache.EvictReason) {
+			if r == localcache.Replaced {
+				replaced <- v
+			}
+		},
+	})
+	var version atomic.Int32
+	release := make(chan struct{})
+	loader := func(context.Context, string) (int, error) {
+		if version.Add(1) > 1 {
+			<-release
+		}
+		return int(version.Load()), nil
+	}
+	ctx := context.Background()
+	if v, _ := c.GetOrLoad(ctx, "k", loader); v != 1 {
+		t.Fatalf("got %d, want 1", v)
+	}
+	clk.Advance(time.Minute + 5*time.Second) // expired, inside the stale window
+	for range 3 {
+		if v, err := c.GetOrLoad(ctx, "k", loader); v != 1 || err != nil {
+			t.Fatalf("stale read got %d %v, want 1", v, err)
+		}
+	}
+	if _, ok := c.Get("k"); ok {
+		t.Error("Get returned an expired value")
+	}
+	close(release)
+	if old := <-replaced; old != 1 {
+		t.Errorf("refresh replaced %d, want 1", old)
+	}
+	if v, _ := c.GetOrLoad(ctx, "k", loader); v != 2 {
+		t.Errorf("after refresh got %d, want 2", v)
+	}
+	if got := version.Load(); got != 2 {
+		t.Errorf("loader ran %d times, want 2 (one refresh)", got)
+	}
+	// Past the stale window a read waits for a fresh load.
+	clk.Advance(2 * time.Minute)
+	if v, _ := c.GetOrLoad(ctx, "k", loader); v != 3 {
+		t.Errorf("past the stale window got %d, want 3", v)
+	}
+}
+
+func TestCloseStopsLoads(t *testing.T) {
+	c, err := localcache.New(localcache.Options[string, int]{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go c.GetOrLoad(ctx, "k", func(lctx context.Context, k string) (int, error) {
+		close(entered)
+		<-lctx.Done()
+		return 0, lctx.Err()
+	})
+	<-entered
+	cancel() // ...the waiter leaves; the loader would run on without Close
+	c.Close()
+	if _, err := c.GetOrLoad(context.Background(), "x", func(context.Context, string) (int, error) { return 1, nil }); !errors.Is(err, localcache.ErrClosed) {
+		t.Errorf("after Close got %v, want ErrClosed", err)
+	}
+}
+
+func TestConcurrentMixed(t *testing.T) {
+	c := mustNew(t, localcache.Options[int, string]{MaxEntries: 500, TTL: time.Hour})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 2))
+			for range 20_000 {
+				k := r.IntN(2000)
+				switch r.IntN(10) {
+				case 0:
+					c.Set(k, strconv.Itoa(k))
+				case 1:
+					c.Delete(k)
+				case 2:
+					v, err := c.GetOrLoad(context.Background(), k, func(_ context.Context, k int) (string, error) { return strconv.Itoa(k), nil })
+					if err != nil || v != strconv.Itoa(k) {
+						t.Errorf("GetOrLoad(%d) = %q, %v", k, v, err)
+						return
+					}
+				default:
+					if v, ok := c.Get(k); ok && v != strconv.Itoa(k) {
+						t.Errorf("Get(%d) = %q", k, v)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := c.Len(); n > 500 {
+		t.Errorf("Len %d > 500", n)
+	}
+}
+
+func TestHitDoesNotAllocate(t *testing.T) {
+	c := mustNew(t, localcache.Options[string, []byte]{TTL: time.Hour})
+	c.Set("key", []byte("value"))
+	ctx := context.Background()
+	loader := func(context.Context, string) ([]byte, error) { return nil, nil }
+	if n := testing.AllocsPerRun(100, func() { c.Get("key") }); n != 0 {
+		t.Errorf("Get hit allocates %v times", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { c.GetOrLoad(ctx, "key", loader) }); n != 0 {
+		t.Errorf("GetOrLoad hit allocates %v times", n)
+	}
+}

@@ -1,0 +1,50 @@
+package localcache_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sharednothing/sharednothing/localcache"
+)
+
+func ExampleCache_GetOrLoad() {
+	users, err := localcache.New(localcache.Options[int, string]{
+		MaxEntries: 10_000,
+		TTL:        time.Minute,
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer users.Close()
+
+	loads := 0
+	loadUser := func(ctx context.Context, id int) (string, error) {
+		loads++ // e.g. a database query
+		return fmt.Sprintf("user-%d", id), nil
+	}
+	for range 3 {
+		name, err := users.GetOrLoad(context.Background(), 42, loadUser)
+		fmt.Println(name, err)
+	}
+	fmt.Println("loads:", loads, "hits:", users.Stats().Hits)
+	// Output:
+	// user-42 <nil>
+	// user-42 <nil>
+	// user-42 <nil>
+	// loads: 1 hits: 2
+}
+
+func ExampleNew_maxBytes() {
+	thumbs, err := localcache.New(localcache.Options[string, []byte]{
+		MaxBytes: 64 << 20,
+		Cost:     func(k string, v []byte) int64 { return int64(len(k) + len(v) + 200) },
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer thumbs.Close()
+	thumbs.Set("cat.jpg/256", make([]byte, 30_000))
+	fmt.Println(thumbs.Stats().Bytes)
+	// Output: 30211
+}
