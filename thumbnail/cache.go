@@ -2,7 +2,6 @@ package thumbnail
 
 import (
 	"bytes"
-	"container/list"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/sharednothing/sharednothing/localcache"
 )
 
 // entry is one rendered thumbnail.
@@ -30,59 +31,25 @@ type store interface {
 	set(key string, e *entry)
 }
 
-// lruStore is a byte-bounded LRU, safe for concurrent use.
-type lruStore struct {
-	mu    sync.Mutex
-	max   int64
-	used  int64
-	ll    list.List // of *lruItem, most recent first
-	items map[string]*list.Element
+// memStore is the memory cache: a byte-bounded localcache.
+type memStore struct {
+	c *localcache.Cache[string, *entry]
 }
 
-type lruItem struct {
-	key string
-	e   *entry
+// newMemStore returns the memory cache used by New.
+func newMemStore(maxBytes int64) (store, error) {
+	c, err := localcache.New(localcache.Options[string, *entry]{
+		MaxBytes: maxBytes,
+		Cost:     func(k string, e *entry) int64 { return int64(len(k)) + e.cost() },
+	})
+	if err != nil {
+		return nil, err
+	}
+	return memStore{c}, nil
 }
 
-func newLRUStore(maxBytes int64) *lruStore {
-	return &lruStore{max: maxBytes, items: make(map[string]*list.Element)}
-}
-
-func (s *lruStore) get(key string) (*entry, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	el, ok := s.items[key]
-	if !ok {
-		return nil, false
-	}
-	s.ll.MoveToFront(el)
-	return el.Value.(*lruItem).e, true
-}
-
-func (s *lruStore) set(key string, e *entry) {
-	c := int64(len(key)) + e.cost()
-	if c > s.max {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if el, ok := s.items[key]; ok {
-		old := el.Value.(*lruItem)
-		s.used -= int64(len(key)) + old.e.cost()
-		old.e = e
-		s.ll.MoveToFront(el)
-	} else {
-		s.items[key] = s.ll.PushFront(&lruItem{key: key, e: e})
-	}
-	s.used += c
-	for s.used > s.max {
-		el := s.ll.Back()
-		it := el.Value.(*lruItem)
-		s.ll.Remove(el)
-		delete(s.items, it.key)
-		s.used -= int64(len(it.key)) + it.e.cost()
-	}
-}
+func (m memStore) get(key string) (*entry, bool) { return m.c.Get(key) }
+func (m memStore) set(key string, e *entry)      { m.c.Set(key, e) }
 
 // diskCache keeps rendered thumbnails as files named by a hash of their key,
 // written atomically (temporary file, then rename) and capped in total size:
@@ -213,9 +180,6 @@ func (d *diskCache) trim() error {
 	d.used = total
 	return errors.Join(errs...)
 }
-
-// newMemStore returns the memory cache used by New.
-func newMemStore(maxBytes int64) store { return newLRUStore(maxBytes) }
 
 func statDir(dir string) (bool, error) {
 	fi, err := os.Stat(dir)

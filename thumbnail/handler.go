@@ -180,7 +180,11 @@ func New(opts Options) (*Handler, error) {
 		h.presets[name] = sp
 	}
 	if opts.CacheBytes > 0 {
-		h.mem = newMemStore(opts.CacheBytes)
+		mem, err := newMemStore(opts.CacheBytes)
+		if err != nil {
+			return nil, fmt.Errorf("thumbnail: CacheBytes: %w", err)
+		}
+		h.mem = mem
 	}
 	if opts.CacheDir != "" {
 		d, err := newDiskCache(opts.CacheDir, opts.CacheDirBytes)

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -460,18 +461,19 @@ func TestDiskCacheCap(t *testing.T) {
 }
 
 func TestMemoryCacheBound(t *testing.T) {
-	s := newLRUStore(10_000)
-	for i := 0; i < 100; i++ {
-		s.set(strings.Repeat("k", i+1), &entry{body: make([]byte, 500)})
+	st, err := newMemStore(100_000)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if s.used > 10_000 {
-		t.Errorf("used %d bytes, cap 10000", s.used)
+	s := st.(memStore)
+	for i := 0; i < 1000; i++ {
+		s.set(strconv.Itoa(i), &entry{body: make([]byte, 500)})
 	}
-	if _, ok := s.get(strings.Repeat("k", 100)); !ok {
+	if got := s.c.Stats().Bytes; got > 100_000 || got < 50_000 {
+		t.Errorf("cache holds %d bytes, cap 100000", got)
+	}
+	if _, ok := s.get("999"); !ok {
 		t.Errorf("newest entry missing")
-	}
-	if _, ok := s.get("k"); ok {
-		t.Errorf("oldest entry still present")
 	}
 }
 

@@ -22,6 +22,7 @@ type queue struct {
 	waiters list.List // of chan struct{}; closed when the slot is handed over
 	timeout time.Duration
 	after   func(time.Duration) (<-chan time.Time, func() bool) // a timer; tests replace it
+	onWait  func()                                              // test hook: a waiter joined the line
 }
 
 func newQueue(limit, size int, timeout time.Duration) *queue {
@@ -48,6 +49,9 @@ func (q *queue) acquire(ctx context.Context) error {
 	ready := make(chan struct{})
 	elem := q.waiters.PushBack(ready)
 	q.mu.Unlock()
+	if q.onWait != nil {
+		q.onWait()
+	}
 
 	var timeout <-chan time.Time
 	if q.timeout > 0 {
