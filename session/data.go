@@ -142,7 +142,9 @@ func (m *Manager) Keys(ctx context.Context) []string {
 }
 
 // ID returns the session's ID, a random 22-character string that
-// [Manager.RenewToken] replaces. A new session gets its ID on first use.
+// [Manager.RenewToken] replaces. A new session is given its ID here or when
+// it is first saved; an ID read from a new session that this response does
+// not save is not kept.
 func (m *Manager) ID(ctx context.Context) string {
 	st := m.state(ctx)
 	st.mu.Lock()

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log"
 	"net/http"
 	"strings"
@@ -295,6 +296,12 @@ func (st *state) Value(key any) any {
 		return st
 	}
 	return st.Context.Value(key)
+}
+
+// String describes the context without its session data, so that logging a
+// request's context never prints session values.
+func (st *state) String() string {
+	return fmt.Sprint(st.Context) + ".WithSession"
 }
 
 // state returns the session state in ctx, or panics: using a session outside

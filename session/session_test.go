@@ -922,3 +922,17 @@ func TestDerivedContextAndTwoManagers(t *testing.T) {
 		t.Errorf("jar %v, want two cookies", jar)
 	}
 }
+
+// Printing a request's context must not print session values.
+func TestContextStringHidesValues(t *testing.T) {
+	m := newManager(nil)
+	var printed string
+	h := m.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.Put(r.Context(), "secret", "hunter2")
+		printed = fmt.Sprintf("%v %+v", r.Context(), r.Context())
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	if strings.Contains(printed, "hunter2") || !strings.Contains(printed, "WithSession") {
+		t.Errorf("context prints as %q", printed)
+	}
+}
