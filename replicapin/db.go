@@ -292,19 +292,23 @@ func (db *DB) Reader(ctx context.Context) *sql.DB {
 		}
 		p = &st.pin
 	}
+	// Round-robin among the replicas that qualify, so that one lagging
+	// replica does not double the load on the next one.
 	ps := db.primon.state.Load()
-	n := uint64(len(db.replicas))
-	start := db.rr.Add(1)
-	for i := range n {
-		idx := (start + i) % n
-		r := db.replicas[idx]
+	var buf [8]int
+	ok := buf[:0]
+	for i, r := range db.replicas {
 		s := r.state.Load()
-		if !db.usable(s, ps) || p != nil && !s.pos.Covers(p.pos) {
-			continue
+		if db.usable(s, ps) && (p == nil || s.pos.Covers(p.pos)) {
+			ok = append(ok, i)
 		}
+	}
+	if len(ok) > 0 {
+		i := ok[db.rr.Add(1)%uint64(len(ok))]
+		r := db.replicas[i]
 		r.reads.Add(1)
 		if st != nil {
-			st.target.Store(int32(idx) + 1)
+			st.target.Store(int32(i) + 1)
 		}
 		return r.db
 	}
