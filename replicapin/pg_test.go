@@ -58,7 +58,7 @@ func TestStaleReadPrevented(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, primary, replica := pgDBs(t)
 			table := kvTable(t, c, primary)
-			if _, err := primary.Exec(`INSERT INTO `+table+` VALUES ('a', 'old')`); err != nil {
+			if _, err := primary.Exec(`INSERT INTO ` + table + ` VALUES ('a', 'old')`); err != nil {
 				t.Fatal(err)
 			}
 			waitReplayed(t, c)
