@@ -3,6 +3,9 @@ package localcache_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"github.com/sharednothing/sharednothing/localcache"
@@ -47,4 +50,35 @@ func ExampleNew_maxBytes() {
 	thumbs.Set("cat.jpg/256", make([]byte, 30_000))
 	fmt.Println(thumbs.Stats().Bytes)
 	// Output: 30211
+}
+
+func ExampleResponseCache_Handler() {
+	pages, err := localcache.NewResponseCache(localcache.ResponseOptions{MaxBytes: 32 << 20})
+	if err != nil {
+		panic(err)
+	}
+	renders := 0
+	home := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		renders++
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		fmt.Fprintln(w, "hello, world")
+	})
+	srv := httptest.NewServer(pages.Handler(home))
+	defer srv.Close()
+
+	for range 3 {
+		res, err := http.Get(srv.URL + "/?utm=1")
+		if err != nil {
+			panic(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		fmt.Printf("%s %s", res.Header.Get("X-Cache"), body)
+	}
+	fmt.Println("renders:", renders)
+	// Output:
+	// MISS hello, world
+	// HIT hello, world
+	// HIT hello, world
+	// renders: 1
 }
