@@ -20,6 +20,8 @@ check: tools
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	$(GO) vet -tags faults ./example/faults/
+	$(STATICCHECK) -tags faults ./example/faults/
 	cd bench && $(GO) vet ./... && $(STATICCHECK) ./...
 
 unit:
@@ -44,4 +46,4 @@ cluster: deps
 
 ## faults: the load and fault suite against the scaled-out cluster
 faults: deps
-	$(GO) test -count=1 -v -timeout 15m ./example/faults/
+	RELIABILITY_MD=$(CURDIR)/docs/RELIABILITY.md $(GO) test -tags faults -count=1 -v -timeout 15m ./example/faults/

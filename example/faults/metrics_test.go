@@ -1,0 +1,165 @@
+//go:build faults
+
+package faults
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// window collects what happened to requests during one fault's window.
+type window struct {
+	name string
+
+	mu        sync.Mutex
+	durations []time.Duration
+	byStatus  map[int]int // 0 = transport error
+	sent      int
+	stale     int // a user's own acknowledged note missing right after its write
+	loggedOut int // a logged-in user shown as logged out
+	lost      int // acknowledged notes missing at the end of the window
+	slowOK    int // 503s that took longer than a quick rejection should
+	notes     []string
+	kinds     map[string]int
+	rssPeak   map[string]int64 // instance -> peak VmRSS in bytes
+}
+
+func newWindow(name string) *window {
+	return &window{name: name, byStatus: map[int]int{}, rssPeak: map[string]int64{}}
+}
+
+func (w *window) record(status int, d time.Duration) {
+	w.mu.Lock()
+	w.sent++
+	w.byStatus[status]++
+	w.durations = append(w.durations, d)
+	w.mu.Unlock()
+}
+
+func (w *window) add(field *int, n int) {
+	w.mu.Lock()
+	*field += n
+	w.mu.Unlock()
+}
+
+func (w *window) note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	// Keep the first few of each kind (kind: the text without the user's name).
+	kind := msg
+	if i := strings.Index(msg, " "); i > 0 && strings.HasPrefix(msg, "u") {
+		kind = msg[i:]
+	}
+	if w.kinds == nil {
+		w.kinds = map[string]int{}
+	}
+	w.kinds[kind]++
+	if w.kinds[kind] <= 3 && len(w.notes) < 40 {
+		w.notes = append(w.notes, msg)
+	}
+}
+
+func (w *window) rss(instance string, bytes int64) {
+	w.mu.Lock()
+	if bytes > w.rssPeak[instance] {
+		w.rssPeak[instance] = bytes
+	}
+	w.mu.Unlock()
+}
+
+// succeeded counts responses a user would call a success: 2xx and 3xx.
+func (w *window) succeeded() int {
+	n := 0
+	for s, c := range w.byStatus {
+		if s >= 200 && s < 400 {
+			n += c
+		}
+	}
+	return n
+}
+
+// failed returns the failures by status ("502": 3, "err": 1).
+func (w *window) failed() map[string]int {
+	out := map[string]int{}
+	for s, c := range w.byStatus {
+		switch {
+		case s == 0:
+			out["err"] += c
+		case s >= 400:
+			out[strconv.Itoa(s)] += c
+		}
+	}
+	return out
+}
+
+func (w *window) percentile(p float64) time.Duration {
+	if len(w.durations) == 0 {
+		return 0
+	}
+	d := append([]time.Duration(nil), w.durations...)
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	i := int(float64(len(d)-1) * p)
+	return d[i]
+}
+
+func fmtFailed(m map[string]int) string {
+	if len(m) == 0 {
+		return "0"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d×%s", m[k], k))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func fmtRSS(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]>>20))
+	}
+	return strings.Join(parts, " / ")
+}
+
+// tableHeader and row render the windows as a Markdown table.
+const tableHeader = "| fault | sent | succeeded | failed (by status) | stale reads | logged out | lost acked writes | p50 | p99 | peak RSS per instance (MiB) |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|\n"
+
+func (w *window) row() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return fmt.Sprintf("| %s | %d | %d | %s | %d | %d | %d | %s | %s | %s |\n",
+		w.name, w.sent, w.succeeded(), fmtFailed(w.failed()), w.stale, w.loggedOut, w.lost,
+		w.percentile(0.50).Round(100*time.Microsecond), w.percentile(0.99).Round(100*time.Microsecond), fmtRSS(w.rssPeak))
+}
+
+// vmRSS reads a process's resident set size from /proc.
+func vmRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
