@@ -76,7 +76,7 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("example", flag.ContinueOnError)
 	fs.StringVar(&c.addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address (env ADDR)")
 	fs.StringVar(&c.databaseURL, "database-url", os.Getenv("DATABASE_URL"),
-		"PostgreSQL primary URL (env DATABASE_URL); empty: start a throwaway primary and replica, or use SQLite without PostgreSQL")
+		"PostgreSQL primary URL, or sqlite:PATH for an embedded SQLite file (env DATABASE_URL); empty: start a throwaway primary and replica, or use SQLite without PostgreSQL")
 	replicas := envList("REPLICA_URLS")
 	fs.Var(replicas, "replica-url", "PostgreSQL replica URL, repeatable (env REPLICA_URLS, comma-separated)")
 	fs.StringVar(&c.secret, "secret", os.Getenv("SECRET"),
@@ -106,7 +106,7 @@ func parseFlags(args []string) (config, error) {
 			return c, fmt.Errorf("secrets must be at least %d bytes", sharednothing.MinSecretLen)
 		}
 	}
-	if c.databaseURL != "" && c.dataDir == "" {
+	if c.databaseURL != "" && !strings.HasPrefix(c.databaseURL, "sqlite:") && c.dataDir == "" {
 		return c, errors.New("-data-dir is required with -database-url: uploads must outlive the process, like the database")
 	}
 	if c.databaseURL == "" && len(c.replicaURLs) > 0 {
@@ -157,6 +157,14 @@ func run(ctx context.Context, c config) error {
 
 	dialect := "postgres"
 	switch {
+	case strings.HasPrefix(c.databaseURL, "sqlite:"):
+		dialect = "sqlite"
+		path := strings.TrimPrefix(c.databaseURL, "sqlite:")
+		if path == "" {
+			path = filepath.Join(c.dataDir, "example.db")
+		}
+		c.databaseURL = sqliteDSN(path)
+		log.Printf("using the SQLite database %s; replica pinning is idle", path)
 	case c.databaseURL != "":
 	case pgtest.Available() == nil:
 		log.Printf("starting a throwaway PostgreSQL primary and one streaming replica (replica delay %v)...", c.replicaDelay)
@@ -171,7 +179,7 @@ func run(ctx context.Context, c config) error {
 		c.databaseURL, c.replicaURLs = cl.Primary.DSN, []string{cl.Replicas[0].DSN}
 	default:
 		dialect = "sqlite"
-		c.databaseURL = "file:" + filepath.Join(c.dataDir, "example.db") + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)"
+		c.databaseURL = sqliteDSN(filepath.Join(c.dataDir, "example.db"))
 		log.Printf("no PostgreSQL binaries found (%v): using an embedded SQLite database; replica pinning is idle", pgtest.ErrNoPostgres)
 	}
 
@@ -280,6 +288,11 @@ func migrateWithRetry(ctx context.Context, db *sql.DB, postgres bool) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// sqliteDSN is the modernc.org/sqlite data source for the file at path.
+func sqliteDSN(path string) string {
+	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)"
 }
 
 // derive returns the key for purpose from each secret, newest first.

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestSQLiteFallback runs the app in-process on the embedded SQLite
+// database, as make demo does on a machine without PostgreSQL: one user's
+// whole visit, plus the bad-upload answers. The scaled-out behaviour is
+// tested against real processes in example/e2e.
+func TestSQLiteFallback(t *testing.T) {
+	dir := t.TempDir()
+	uploads := filepath.Join(dir, "photos")
+	if err := os.MkdirAll(uploads, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := config{instance: "test-1", secret: strings.Repeat("s", 32), databaseURL: sqliteDSN(filepath.Join(dir, "t.db"))}
+	a, cleanup, err := newApp(context.Background(), c, "sqlite", uploads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	srv := httptest.NewServer(a.routes())
+	defer srv.Close()
+
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	do := func(method, path, ctype string, body io.Reader) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, body)
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if got := resp.Header.Get("X-Instance"); got != "test-1" {
+			t.Errorf("%s %s: X-Instance %q, want test-1", method, path, got)
+		}
+		return resp, string(b)
+	}
+	form := func(path string, v url.Values) (*http.Response, string) {
+		return do("POST", path, "application/x-www-form-urlencoded", strings.NewReader(v.Encode()))
+	}
+	upload := func(filename string, data []byte) (*http.Response, string) {
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		fw, _ := mw.CreateFormFile("photo", filename)
+		fw.Write(data)
+		mw.Close()
+		return do("POST", "/photos", mw.FormDataContentType(), &b)
+	}
+
+	if resp, _ := do("GET", "/notes", "", nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+		t.Fatalf("GET /notes logged out: got %s to %q, want 303 to /login", resp.Status, resp.Header.Get("Location"))
+	}
+	if resp, body := form("/login", url.Values{"name": {""}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Type a name") {
+		t.Fatalf("empty name: got %s, want 400 with a message", resp.Status)
+	}
+	if resp, _ := form("/login", url.Values{"name": {"Zoë"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login: got %s, want 303", resp.Status)
+	}
+	if resp, _ := form("/notes", url.Values{"text": {"buy <milk>"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST /notes: got %s, want 303", resp.Status)
+	}
+	resp, body := do("GET", "/notes", "", nil)
+	for _, want := range []string{"Hello, Zoë", "Saved.", "buy &lt;milk&gt;"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("GET /notes (%s): missing %q", resp.Status, want)
+		}
+	}
+
+	img := image.NewNRGBA(image.Rect(0, 0, 600, 400))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i)
+	}
+	img.Set(0, 0, color.White)
+	var pngData bytes.Buffer
+	png.Encode(&pngData, img)
+	if resp, body := upload("tiles.png", pngData.Bytes()); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("upload: got %s, want 303: %.300s", resp.Status, body)
+	}
+	_, body = do("GET", "/photos", "", nil)
+	m := regexp.MustCompile(`<img src="(/thumbs/[^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no thumbnail in /photos: %.500s", body)
+	}
+	resp, thumb := do("GET", strings.ReplaceAll(m[1], "&amp;", "&"), "", nil)
+	if cfg, _, err := image.DecodeConfig(strings.NewReader(thumb)); resp.StatusCode != http.StatusOK || err != nil || cfg.Width != 320 {
+		t.Fatalf("thumbnail: got %s, %dx%d, %v; want 200 and 320 wide", resp.Status, cfg.Width, cfg.Height, err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		data   []byte
+		status int
+		msg    string
+	}{
+		{"notes.txt", []byte("just text"), http.StatusUnsupportedMediaType, "is not a JPEG, PNG, GIF or WebP image"},
+		{"bomb.png", pngHeader(100000, 100000), http.StatusRequestEntityTooLarge, "at most 50 megapixels"},
+		{"huge.jpg", make([]byte, maxUploadBytes+1), http.StatusRequestEntityTooLarge, "at most 10 MiB"},
+	} {
+		if resp, body := upload(tc.name, tc.data); resp.StatusCode != tc.status || !strings.Contains(body, tc.msg) {
+			t.Errorf("upload %s: got %s; want %d saying %q", tc.name, resp.Status, tc.status, tc.msg)
+		}
+	}
+
+	// The public page does not know who is asking.
+	if resp, body := do("GET", "/", "", nil); resp.StatusCode != http.StatusOK || strings.Contains(body, "Zoë") || len(resp.Cookies()) > 0 {
+		t.Errorf("GET /: got %s, mentions the user %v, cookies %v; want 200, public, no cookies", resp.Status, strings.Contains(body, "Zoë"), resp.Cookies())
+	}
+	if resp, _ := form("/logout", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: got %s, want 303", resp.Status)
+	}
+	if resp, _ := do("GET", "/notes", "", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("GET /notes after logout: got %s, want 303 to /login", resp.Status)
+	}
+}
+
+// pngHeader returns the start of a PNG that declares w×h pixels: enough
+// for image.DecodeConfig, a decompression bomb if it were decoded.
+func pngHeader(w, h int) []byte {
+	img := image.NewGray(image.Rect(0, 0, 1, 1))
+	var b bytes.Buffer
+	png.Encode(&b, img)
+	p := b.Bytes()
+	// IHDR width and height are at bytes 16..23, its CRC at 29..32;
+	// DecodeConfig checks the chunk CRC, so it is recomputed.
+	put := func(i, v int) { p[i], p[i+1], p[i+2], p[i+3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v) }
+	put(16, w)
+	put(20, h)
+	put(29, int(crc32.ChecksumIEEE(p[12:29])))
+	return p
+}
