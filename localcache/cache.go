@@ -66,9 +66,9 @@ type Options[K comparable, V any] struct {
 	MaxEntries int
 
 	// MaxBytes bounds the sum of Cost over all entries; the cache never holds
-	// more. Zero means no byte bound. It needs Cost. The bound is split evenly
-	// over the shards, so a single value costing more than MaxBytes/Shards is
-	// not stored.
+	// more, not even for a moment: room is reserved before an entry is
+	// stored. Zero means no byte bound. It needs Cost. A value costing more
+	// than MaxBytes is not stored.
 	MaxBytes int64
 
 	// Cost returns what an entry counts against MaxBytes, typically the size
@@ -83,7 +83,8 @@ type Options[K comparable, V any] struct {
 
 	// Shards is the number of independently locked shards, rounded up to a
 	// power of two. Zero means 4×GOMAXPROCS rounded up to a power of two (at
-	// least 8), reduced so each shard holds at least one entry of MaxEntries.
+	// least 8). The bounds are cache-wide; each shard evicts its own least
+	// recently used entries, taking from other shards only when it has none.
 	Shards int
 
 	// StaleWhileRevalidate lets GetOrLoad return an expired value for up to
@@ -138,6 +139,7 @@ type Cache[K comparable, V any] struct {
 	nowFn            func() time.Time // nil: monotonic time.Since(base)
 	base             time.Time
 
+	budget            budget
 	loads, loadErrors atomic.Uint64
 
 	// ctx is cancelled by Close; it parents every load and refresh, which
@@ -185,9 +187,6 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 	n := opts.Shards
 	if n == 0 {
 		n = max(8, 4*runtime.GOMAXPROCS(0))
-		if maxEntries > 0 && n > maxEntries {
-			n = maxEntries
-		}
 	}
 	n = 1 << bits.Len(uint(n-1)) // round up to a power of two
 	if n > 1<<16 {
@@ -197,6 +196,7 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 		shards:  make([]shard[K, V], n),
 		shift:   uint(64 - bits.TrailingZeros(uint(n))),
 		seed:    maphash.MakeSeed(),
+		budget:  budget{maxEntries: int64(maxEntries), maxBytes: opts.MaxBytes},
 		ttl:     opts.TTL,
 		swr:     opts.StaleWhileRevalidate,
 		errTTL:  opts.ErrorTTL,
@@ -215,28 +215,12 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for i := range c.shards {
 		s := &c.shards[i]
-		s.maxEntries = split(int64(maxEntries), n, i)
-		s.maxBytes = split(opts.MaxBytes, n, i)
+		s.idx = i
+		s.budget = &c.budget
 		s.lru, _ = simplelru.NewLRU[K, *node[K, V]](math.MaxInt, nil)
 		s.tab.Store(newTable[K, V](8))
 	}
 	return c, nil
-}
-
-// split returns shard i's part of total spread over n shards, or 0 (no
-// bound) if total is 0.
-func split(total int64, n, i int) int64 {
-	if total == 0 {
-		return 0
-	}
-	part := total / int64(n)
-	if int64(i) < total%int64(n) {
-		part++
-	}
-	if part == 0 {
-		part = -1 // this shard can hold nothing
-	}
-	return part
 }
 
 // now returns nanoseconds since the cache was made, at least 1.
@@ -308,9 +292,61 @@ func (c *Cache[K, V]) put(n, expect *node[K, V]) {
 	now := c.now()
 	var out []evictee[K, V]
 	s.mu.Lock()
-	out = s.putLocked(n, expect, now, out)
+	old := s.find(n.hash, n.key)
+	if expect != nil && old != expect {
+		s.mu.Unlock()
+		return // a newer value arrived while this one loaded
+	}
+	var dc, db int64 = 1, n.cost
+	if old != nil {
+		dc, db = 0, n.cost-old.cost
+	}
+	tooBig := c.budget.maxBytes > 0 && n.cost > c.budget.maxBytes
+	for tooBig || !c.budget.reserve(dc, db) {
+		e, ok := evictee[K, V]{}, false
+		if !tooBig {
+			e, ok = s.evictOneLocked(old, now)
+		}
+		if !ok && !tooBig {
+			e, ok = c.evictElsewhere(s, now)
+		}
+		if !ok {
+			// It cannot fit (it alone passes the bound, or every other
+			// shard is busy): drop it, and the value it would replace,
+			// which is out of date.
+			if old != nil {
+				s.removeLocked(old)
+				out = append(out, evictee[K, V]{old, Replaced})
+			}
+			s.mu.Unlock()
+			c.notify(out)
+			return
+		}
+		out = append(out, e)
+	}
+	s.linkLocked(n, old)
+	if old != nil {
+		out = append(out, evictee[K, V]{old, Replaced})
+	}
 	s.mu.Unlock()
 	c.notify(out)
+}
+
+// evictElsewhere evicts one entry from a shard other than own, skipping
+// shards whose lock is busy (own is locked; waiting could deadlock).
+func (c *Cache[K, V]) evictElsewhere(own *shard[K, V], now int64) (evictee[K, V], bool) {
+	for i := 1; i < len(c.shards); i++ {
+		s := &c.shards[(own.idx+i)&(len(c.shards)-1)]
+		if !s.mu.TryLock() {
+			continue
+		}
+		e, ok := s.evictOneLocked(nil, now)
+		s.mu.Unlock()
+		if ok {
+			return e, true
+		}
+	}
+	return evictee[K, V]{}, false
 }
 
 // Delete removes key, calling OnEvict with [Deleted] if it was there.
@@ -370,6 +406,8 @@ func (c *Cache[K, V]) Purge() {
 		}
 		s.lru.Purge()
 		s.tab.Store(newTable[K, V](8))
+		c.budget.entries.Add(-int64(s.count))
+		c.budget.bytes.Add(-s.bytes)
 		s.count, s.bytes = 0, 0
 		s.mu.Unlock()
 		c.notify(out)
@@ -378,7 +416,12 @@ func (c *Cache[K, V]) Purge() {
 
 // Stats returns a snapshot of the cache's counters.
 func (c *Cache[K, V]) Stats() Stats {
-	st := Stats{Loads: c.loads.Load(), LoadErrors: c.loadErrors.Load()}
+	st := Stats{
+		Loads:      c.loads.Load(),
+		LoadErrors: c.loadErrors.Load(),
+		Entries:    int(c.budget.entries.Load()),
+		Bytes:      c.budget.bytes.Load(),
+	}
 	for i := range c.shards {
 		s := &c.shards[i]
 		st.Hits += s.stats.hits.Load()
@@ -386,8 +429,6 @@ func (c *Cache[K, V]) Stats() Stats {
 		s.mu.Lock()
 		st.Evictions += s.evictions
 		st.Expirations += s.expirations
-		st.Entries += s.lru.Len()
-		st.Bytes += s.bytes
 		s.mu.Unlock()
 	}
 	return st

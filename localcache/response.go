@@ -128,14 +128,9 @@ func NewResponseCache(opts ResponseOptions) (*ResponseCache, error) {
 		rc.statuses[c] = true
 	}
 	maxBytes := cmp(opts.MaxBytes, 64<<20)
-	shards := 16
-	for shards > 1 && maxBytes/int64(shards) < 4*rc.maxBody {
-		shards /= 2 // keep a shard's share of MaxBytes above a few bodies
-	}
 	var err error
 	rc.cache, err = New(Options[string, *resource]{
 		MaxBytes: maxBytes,
-		Shards:   shards,
 		Cost:     resourceCost,
 		Now:      opts.Now,
 	})

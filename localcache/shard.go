@@ -13,12 +13,12 @@ import (
 type shard[K comparable, V any] struct {
 	tab atomic.Pointer[table[K, V]]
 
+	idx         int
 	mu          sync.Mutex
 	lru         *simplelru.LRU[K, *node[K, V]]
-	count       int
-	bytes       int64
-	maxEntries  int64 // 0: no bound; -1: holds nothing
-	maxBytes    int64 // 0: no bound; -1: holds nothing
+	count       int   // entries in this shard
+	bytes       int64 // their cost
+	budget      *budget
 	evictions   uint64
 	expirations uint64
 
@@ -61,39 +61,54 @@ func (s *shard[K, V]) find(h uint64, key K) *node[K, V] {
 // findLocked is find for a caller holding mu.
 func (s *shard[K, V]) findLocked(h uint64, key K) *node[K, V] { return s.find(h, key) }
 
-// putLocked stores n, replacing the node for its key, and evicts until the
-// shard is within its bounds. It appends what left to out.
-// If expect is non-nil, n is stored only if expect is still the node for
-// the key. now tells expired entries (reason Expired) from live ones.
-func (s *shard[K, V]) putLocked(n, expect *node[K, V], now int64, out []evictee[K, V]) []evictee[K, V] {
-	if expect != nil && s.find(n.hash, n.key) != expect {
-		return out
-	}
-	if (s.maxBytes != 0 && n.cost > s.maxBytes) || s.maxEntries < 0 {
-		// It can never fit; drop it (and the value it would replace, which
-		// is now out of date).
-		if old := s.find(n.hash, n.key); old != nil {
-			s.removeLocked(old)
-			out = append(out, s.left(old, Replaced, now))
+// budget is the cache-wide entry and byte accounting. Space is reserved
+// with compare-and-swap before an entry is published, so the totals never
+// pass the bounds, not even for a moment.
+type budget struct {
+	maxEntries, maxBytes int64 // 0: no bound
+	_                    [48]byte
+	entries, bytes       atomic.Int64
+	_                    [48]byte
+}
+
+// reserve takes room for dc more entries and db more bytes, or reports that
+// it does not fit.
+func (b *budget) reserve(dc, db int64) bool {
+	for dc > 0 {
+		cur := b.entries.Load()
+		if b.maxEntries > 0 && cur+dc > b.maxEntries {
+			return false
 		}
-		return out
-	}
-	t := s.tab.Load()
-	b := &t.buckets[n.hash&t.mask]
-	head := b.Load()
-	var old *node[K, V]
-	for l := head; l != nil; l = l.next {
-		if l.hash == n.hash && l.n.key == n.key {
-			old = l.n
+		if b.entries.CompareAndSwap(cur, cur+dc) {
 			break
 		}
 	}
+	if db <= 0 {
+		b.bytes.Add(db)
+		return true
+	}
+	for {
+		cur := b.bytes.Load()
+		if b.maxBytes > 0 && cur+db > b.maxBytes {
+			b.entries.Add(-dc)
+			return false
+		}
+		if b.bytes.CompareAndSwap(cur, cur+db) {
+			return true
+		}
+	}
+}
+
+// linkLocked publishes n in place of old (nil if the key is new). The
+// caller has reserved its room in the budget.
+func (s *shard[K, V]) linkLocked(n, old *node[K, V]) {
+	t := s.tab.Load()
+	b := &t.buckets[n.hash&t.mask]
 	if old != nil {
-		b.Store(without(head, old, &link[K, V]{hash: n.hash, n: n}))
+		b.Store(without(b.Load(), old, &link[K, V]{hash: n.hash, n: n}))
 		s.bytes -= old.cost
-		out = append(out, s.left(old, Replaced, now))
 	} else {
-		b.Store(&link[K, V]{hash: n.hash, n: n, next: head})
+		b.Store(&link[K, V]{hash: n.hash, n: n, next: b.Load()})
 		s.count++
 		if s.count > len(t.buckets) {
 			s.grow(t)
@@ -101,22 +116,6 @@ func (s *shard[K, V]) putLocked(n, expect *node[K, V], now int64, out []evictee[
 	}
 	s.bytes += n.cost
 	s.lru.Add(n.key, n)
-	return s.evictLocked(now, out)
-}
-
-// left records that n left for reason, or as Expired if the evictor took it
-// after it expired, and returns the evictee.
-func (s *shard[K, V]) left(n *node[K, V], reason EvictReason, now int64) evictee[K, V] {
-	if reason == Evicted && n.expires != 0 && now >= n.expires {
-		reason = Expired
-	}
-	switch {
-	case reason == Expired:
-		s.expirations++
-	case reason == Evicted && n.err == nil:
-		s.evictions++
-	}
-	return evictee[K, V]{n, reason}
 }
 
 // without returns the chain head with the link for n replaced by repl
@@ -148,7 +147,8 @@ func (s *shard[K, V]) grow(old *table[K, V]) {
 	s.tab.Store(t)
 }
 
-// removeLocked unlinks n, which must be the current node for its key.
+// removeLocked unlinks n, which must be the current node for its key, and
+// returns its room to the budget.
 func (s *shard[K, V]) removeLocked(n *node[K, V]) {
 	t := s.tab.Load()
 	b := &t.buckets[n.hash&t.mask]
@@ -156,28 +156,30 @@ func (s *shard[K, V]) removeLocked(n *node[K, V]) {
 	s.lru.Remove(n.key)
 	s.count--
 	s.bytes -= n.cost
+	s.budget.entries.Add(-1)
+	s.budget.bytes.Add(-n.cost)
 }
 
-// evictLocked removes least recently used entries until the shard is within
-// its bounds. An entry read since it was last looked at gets a second
-// chance: its flag is cleared and it moves to the front instead.
-func (s *shard[K, V]) evictLocked(now int64, out []evictee[K, V]) []evictee[K, V] {
+// evictOneLocked removes the least recently used entry other than keep. An
+// entry read since it was last looked at gets a second chance: its flag is
+// cleared and it moves to the front instead. It reports false if there is
+// nothing to evict.
+func (s *shard[K, V]) evictOneLocked(keep *node[K, V], now int64) (evictee[K, V], bool) {
 	chances := s.count // bound the second chances, as readers may set flags again
-	for (s.maxEntries > 0 && int64(s.count) > s.maxEntries) || (s.maxBytes > 0 && s.bytes > s.maxBytes) {
+	for {
 		key, n, ok := s.lru.GetOldest()
-		if !ok {
-			break
+		if !ok || (n == keep && s.count == 1) {
+			return evictee[K, V]{}, false
 		}
-		if chances > 0 && n.ref.Load() != 0 {
+		if n == keep || (chances > 0 && n.ref.Load() != 0) {
 			chances--
 			n.ref.Store(0)
 			s.lru.Get(key) // move to front
 			continue
 		}
 		s.removeLocked(n)
-		out = append(out, s.left(n, Evicted, now))
+		return s.left(n, Evicted, now), true
 	}
-	return out
 }
 
 // counters counts hits and misses.
@@ -187,3 +189,18 @@ type counters struct {
 
 func (c *counters) hit()  { c.hits.Add(1) }
 func (c *counters) miss() { c.misses.Add(1) }
+
+// left records that n left for reason, or as Expired if the evictor took it
+// after it expired, and returns the evictee.
+func (s *shard[K, V]) left(n *node[K, V], reason EvictReason, now int64) evictee[K, V] {
+	if reason == Evicted && n.expires != 0 && now >= n.expires {
+		reason = Expired
+	}
+	switch {
+	case reason == Expired:
+		s.expirations++
+	case reason == Evicted && n.err == nil:
+		s.evictions++
+	}
+	return evictee[K, V]{n, reason}
+}
