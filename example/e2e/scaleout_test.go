@@ -200,6 +200,40 @@ func TestScaleOut(t *testing.T) {
 		}
 	})
 
+	timed("primary_down_clean_503", func(t *testing.T) {
+		u.t = t
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.PG.Primary.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		restarted := false
+		defer func() {
+			if !restarted {
+				s.PG.Primary.Start(ctx)
+			}
+		}()
+		for range 3 { // whichever instance serves it
+			r := u.post("/notes", url.Values{"text": {"written while the primary is down"}})
+			if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" ||
+				!strings.Contains(r.body, "nothing was saved") || strings.Contains(r.body, "goroutine") {
+				t.Fatalf("POST /notes with the primary down (%s): got %s, Retry-After %q, body %.400q; want a clean 503 page",
+					r.Header.Get("X-Instance"), r.Status, r.Header.Get("Retry-After"), r.body)
+			}
+		}
+		// A visitor who has not written reads from the replica.
+		if r := newUser(t, s.URL).get("/"); r.StatusCode != http.StatusOK {
+			t.Errorf("GET / with the primary down: got %s, want 200 from the replica", r.Status)
+		}
+		if err := s.PG.Primary.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		restarted = true
+		if r := u.post("/notes", url.Values{"text": {"written after the primary came back"}}); r.StatusCode != http.StatusSeeOther {
+			t.Fatalf("POST /notes after the primary restarted: got %s, want 303", r.Status)
+		}
+	})
+
 	timed("secret_rotation_rolled", func(t *testing.T) {
 		u.t = t
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
