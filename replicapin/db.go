@@ -121,7 +121,7 @@ type DB struct {
 	primon   *node
 
 	positions    Positions
-	seal         sealer
+	seal         *sealer
 	cookie       CookieOptions
 	writeMethods []string // nil: every method but GET, HEAD, OPTIONS, TRACE
 	maxPin       time.Duration
@@ -193,7 +193,7 @@ func New(primary *sql.DB, replicas []*sql.DB, opts Options) (*DB, error) {
 	db := &DB{
 		primary:      primary,
 		positions:    opts.Positions,
-		seal:         sealer{key: append([]byte(nil), opts.Key...), name: c.Name},
+		seal:         newSealer(opts.Key, c.Name),
 		cookie:       c,
 		writeMethods: opts.WriteMethods,
 		maxPin:       opts.MaxPin,

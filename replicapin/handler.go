@@ -11,9 +11,12 @@ import (
 	"github.com/sharednothing/sharednothing/internal/hook"
 )
 
-// request is one request's routing state, shared through its context by
-// Handler, Reader and Writer, possibly from several goroutines.
+// request is one request's routing state, shared by Handler, Reader and
+// Writer, possibly from several goroutines. It is also the request's
+// context: it wraps the incoming one and answers Value(requestKey) with
+// itself, which saves a context.WithValue allocation per request.
 type request struct {
+	context.Context
 	db        *DB
 	w         http.ResponseWriter
 	r         *http.Request
@@ -40,7 +43,7 @@ type request struct {
 // could store responses carrying its Set-Cookie.
 func (db *DB) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := &request{db: db, w: w}
+		st := &request{Context: r.Context(), db: db, w: w}
 		if c, err := r.Cookie(db.cookie.Name); err == nil {
 			now := db.now()
 			p, err := db.seal.open(c.Value, now.UnixMilli(), now.Add(db.maxPin).UnixMilli())
@@ -53,12 +56,21 @@ func (db *DB) Handler(next http.Handler) http.Handler {
 		if db.isWriteMethod(r.Method) {
 			st.wrote.Store(true)
 		}
-		r = r.WithContext(context.WithValue(r.Context(), requestKey, st))
+		r = r.WithContext(st)
 		st.r = r
 		hw := hook.New(w, st.beforeHeaders)
 		next.ServeHTTP(hw, r)
 		hw.Done()
 	})
+}
+
+// Value returns st for requestKey and defers every other key to the
+// request's own context.
+func (st *request) Value(key any) any {
+	if key == requestKey {
+		return st
+	}
+	return st.Context.Value(key)
 }
 
 func (db *DB) isWriteMethod(m string) bool {

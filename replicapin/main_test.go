@@ -51,7 +51,7 @@ func pgDBs(t *testing.T) (c *pgtest.Cluster, primary, replica *sql.DB) {
 
 // newDB is replicapin.New that fails the test on error and closes the DB at
 // the end of it.
-func newDB(t *testing.T, primary *sql.DB, replicas []*sql.DB, opts replicapin.Options) *replicapin.DB {
+func newDB(t testing.TB, primary *sql.DB, replicas []*sql.DB, opts replicapin.Options) *replicapin.DB {
 	t.Helper()
 	if opts.Key == nil {
 		opts.Key = testKey
@@ -66,7 +66,7 @@ func newDB(t *testing.T, primary *sql.DB, replicas []*sql.DB, opts replicapin.Op
 	return db
 }
 
-func pollNow(t *testing.T, dbs ...*replicapin.DB) {
+func pollNow(t testing.TB, dbs ...*replicapin.DB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

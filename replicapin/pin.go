@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"hash"
+	"sync"
 )
 
 // pin is what a client carries after a write: the primary's position when
@@ -58,16 +60,34 @@ var errBadPin = errors.New("replicapin: invalid pin cookie")
 
 // sealer signs and checks pin cookies with one key, for one cookie name.
 type sealer struct {
-	key  []byte
-	name string
+	prefix []byte    // the cookie name and a zero byte, MACed first
+	macs   sync.Pool // of *macState, keyed with the key
 }
 
-func (s *sealer) mac(payload []byte) []byte {
-	h := hmac.New(sha256.New, s.key)
-	h.Write([]byte(s.name))
-	h.Write([]byte{0})
-	h.Write(payload)
-	return h.Sum(nil)[:macLen]
+// macState is a keyed HMAC and buffers it can write from and to without
+// making its callers' arrays escape to the heap.
+type macState struct {
+	h   hash.Hash
+	in  [payloadLen]byte
+	out [sha256.Size]byte
+}
+
+func newSealer(key []byte, name string) *sealer {
+	key = append([]byte(nil), key...)
+	s := &sealer{prefix: append([]byte(name), 0)}
+	s.macs.New = func() any { return &macState{h: hmac.New(sha256.New, key)} }
+	return s
+}
+
+// mac writes the MAC of payload to dst.
+func (s *sealer) mac(dst, payload []byte) {
+	m := s.macs.Get().(*macState)
+	copy(m.in[:], payload)
+	m.h.Reset()
+	m.h.Write(s.prefix)
+	m.h.Write(m.in[:])
+	copy(dst, m.h.Sum(m.out[:0]))
+	s.macs.Put(m)
 }
 
 // seal returns p as a cookie value.
@@ -80,7 +100,7 @@ func (s *sealer) seal(p pin) string {
 	binary.BigEndian.PutUint32(b[2:], p.pos.Timeline)
 	binary.BigEndian.PutUint64(b[6:], p.pos.Offset)
 	binary.BigEndian.PutUint64(b[14:], uint64(p.expires))
-	copy(b[payloadLen:], s.mac(b[:payloadLen]))
+	s.mac(b[payloadLen:], b[:payloadLen])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
@@ -95,7 +115,9 @@ func (s *sealer) open(v string, now, maxExpires int64) (pin, error) {
 	if n, err := base64.RawURLEncoding.Decode(b[:], []byte(v)); err != nil || n != len(b) {
 		return pin{}, errBadPin
 	}
-	if !hmac.Equal(b[payloadLen:], s.mac(b[:payloadLen])) {
+	var mac [macLen]byte
+	s.mac(mac[:], b[:payloadLen])
+	if !hmac.Equal(b[payloadLen:], mac[:]) {
 		return pin{}, errBadPin
 	}
 	if b[0] != pinVersion || b[1]&^flagUnknown != 0 {

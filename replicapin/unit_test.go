@@ -71,7 +71,7 @@ type fakeSetup struct {
 
 // newFake builds a DB over fake servers: the primary at 1/1000 on timeline
 // 1 and n replicas at 1/500, polled once. Its clock is fixed at s.now.
-func newFake(t *testing.T, n int, opts replicapin.Options) *fakeSetup {
+func newFake(t testing.TB, n int, opts replicapin.Options) *fakeSetup {
 	s := &fakeSetup{
 		pos:     &fakePositions{replicas: map[*sql.DB]replicapin.Position{}, replicaErr: map[*sql.DB]error{}},
 		primary: fakeDB(t),
@@ -290,6 +290,8 @@ func TestPinMerge(t *testing.T) {
 	}
 }
 
+type routeKey struct{}
+
 // TestWriteDetection: which requests set a pin, and that a request that
 // wrote reads its own write from the primary.
 func TestWriteDetection(t *testing.T) {
@@ -327,7 +329,9 @@ func TestWriteDetection(t *testing.T) {
 				if tt.callWriter {
 					s.db.Writer(r.Context())
 				}
-				from = s.db.Reader(r.Context())
+				// A context derived from the request's, as a router's.
+				ctx := context.WithValue(r.Context(), routeKey{}, "route")
+				from = s.db.Reader(ctx)
 			}))
 			res := serveHTTP(h, tt.method, "")
 			if got := pinCookieOf(res) != nil; got != tt.wantPin {
