@@ -27,6 +27,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	_ "golang.org/x/image/webp"
 
+	"github.com/sharednothing/sharednothing/localcache"
 	"github.com/sharednothing/sharednothing/replicapin"
 	"github.com/sharednothing/sharednothing/session"
 	"github.com/sharednothing/sharednothing/thumbnail"
@@ -53,13 +54,14 @@ type app struct {
 	primary  *sql.DB
 	sessions *session.Manager
 	pins     *replicapin.DB
-	cache    *responseCache
+	cache    *localcache.ResponseCache
 	thumbs   *thumbs
 }
 
 // routes returns the application's handler. The public home page runs
-// outside the session middleware, so it cannot show anything personal and
-// can be cached for everyone.
+// outside the session middleware, so it cannot show anything personal, and
+// goes through the response cache, inside the pin middleware (which may set
+// a cookie that must not be stored).
 func (a *app) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(a.instanceHeader, middleware.Recoverer)
@@ -69,7 +71,7 @@ func (a *app) routes() http.Handler {
 
 	r.Get("/healthz", a.healthz)
 	r.Mount("/thumbs", a.thumbs)
-	r.With(a.cache.Handler, a.pins.Handler).Get("/", a.home)
+	r.With(a.pins.Handler, a.cache.Handler).Get("/", a.home)
 
 	r.Group(func(r chi.Router) {
 		r.Use(http.NewCrossOriginProtection().Handler, a.sessions.LoadAndSave, a.pins.Handler, noStore)

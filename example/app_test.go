@@ -124,9 +124,15 @@ func TestSQLiteFallback(t *testing.T) {
 		}
 	}
 
-	// The public page does not know who is asking.
-	if resp, body := do("GET", "/", "", nil); resp.StatusCode != http.StatusOK || strings.Contains(body, "Zoë") || len(resp.Cookies()) > 0 {
-		t.Errorf("GET /: got %s, mentions the user %v, cookies %v; want 200, public, no cookies", resp.Status, strings.Contains(body, "Zoë"), resp.Cookies())
+	// The public page does not know who is asking, so it is cached.
+	for i, want := range []string{"MISS", "HIT"} {
+		resp, body := do("GET", "/", "", nil)
+		if resp.StatusCode != http.StatusOK || strings.Contains(body, "Zoë") || len(resp.Cookies()) > 0 {
+			t.Errorf("GET / #%d: got %s, mentions the user %v, cookies %v; want 200, public, no cookies", i, resp.Status, strings.Contains(body, "Zoë"), resp.Cookies())
+		}
+		if got := resp.Header.Get("X-Cache"); got != want {
+			t.Errorf("GET / #%d: X-Cache %q, want %q", i, got, want)
+		}
 	}
 	if resp, _ := form("/logout", nil); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout: got %s, want 303", resp.Status)

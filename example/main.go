@@ -259,7 +259,10 @@ func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(
 	}
 	a := &app{instance: c.instance, dialect: dialect, uploads: uploads, primary: primary}
 	a.sessions = newSessions(secrets)
-	a.cache = newCache()
+	if a.cache, err = newCache(); err != nil {
+		closeAll()
+		return nil, nil, err
+	}
 	if a.thumbs, err = newThumbs(uploads, secrets); err != nil {
 		closeAll()
 		return nil, nil, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sharednothing/sharednothing/localcache"
 	"github.com/sharednothing/sharednothing/replicapin"
 	"github.com/sharednothing/sharednothing/session"
 	"github.com/sharednothing/sharednothing/thumbnail"
@@ -28,7 +29,11 @@ func newSessions(secrets [][]byte) *session.Manager {
 	return m
 }
 
-func newCache() *responseCache { return &responseCache{} }
+// newCache returns the response cache for the public home page. The page
+// says how long it stays fresh (Cache-Control: public, max-age=2).
+func newCache() (*localcache.ResponseCache, error) {
+	return localcache.NewResponseCache(localcache.ResponseOptions{MaxBytes: 8 << 20})
+}
 
 // newPins returns the replica router. SQLite has no replicas and no WAL
 // positions to read, so there it pins by time, which costs nothing.

@@ -181,6 +181,9 @@ func TestScaleOut(t *testing.T) {
 			}
 		}
 		t.Logf("%d of 6 anonymous GET / were cache hits", hits)
+		if hits < 3 { // two requests per instance, well within max-age=2
+			t.Errorf("%d of 6 anonymous GET / were cache hits, want at least 3", hits)
+		}
 	})
 
 	timed("instance_killed", func(t *testing.T) {
