@@ -78,7 +78,9 @@ type Options[K comparable, V any] struct {
 
 	// TTL is how long an entry set with Set or loaded by GetOrLoad stays
 	// fresh. Zero means entries never expire. SetWithTTL overrides it per
-	// entry.
+	// entry. With any of TTL, StaleWhileRevalidate or ErrorTTL set, expiry
+	// reads a clock shared by all caches that ticks every millisecond
+	// (until Close), so an entry may live up to 1 ms past its TTL.
 	TTL time.Duration
 
 	// Shards is the number of independently locked shards, rounded up to a
@@ -136,10 +138,12 @@ type Cache[K comparable, V any] struct {
 	ttl, swr, errTTL time.Duration
 	cost             func(K, V) int64
 	onEvict          func(K, V, EvictReason)
-	nowFn            func() time.Time // nil: monotonic time.Since(base)
+	nowFn            func() time.Time // nil: the coarse clock or time.Since(base)
 	base             time.Time
+	coarse           atomic.Bool // read the shared coarse clock
 
 	budget            budget
+	stats             *counters
 	loads, loadErrors atomic.Uint64
 
 	// ctx is cancelled by Close; it parents every load and refresh, which
@@ -197,6 +201,7 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 		shift:   uint(64 - bits.TrailingZeros(uint(n))),
 		seed:    maphash.MakeSeed(),
 		budget:  budget{maxEntries: int64(maxEntries), maxBytes: opts.MaxBytes},
+		stats:   newCounters(4 * runtime.GOMAXPROCS(0)),
 		ttl:     opts.TTL,
 		swr:     opts.StaleWhileRevalidate,
 		errTTL:  opts.ErrorTTL,
@@ -210,7 +215,11 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 	if c.nowFn != nil {
 		c.base = c.nowFn()
 	} else {
-		c.base = time.Now()
+		c.base = coarseBase
+		if c.ttl > 0 || c.swr > 0 || c.errTTL > 0 {
+			coarseStart()
+			c.coarse.Store(true)
+		}
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for i := range c.shards {
@@ -223,15 +232,17 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 	return c, nil
 }
 
-// now returns nanoseconds since the cache was made, at least 1.
+// now returns nanoseconds since c.base, at least 1: from Options.Now if
+// set, else from the coarse clock while the cache uses it, else from
+// time.Since.
 func (c *Cache[K, V]) now() int64 {
-	var d time.Duration
-	if c.nowFn != nil {
-		d = c.nowFn().Sub(c.base)
-	} else {
-		d = time.Since(c.base)
+	if c.coarse.Load() {
+		return coarse.now.Load() + 1
 	}
-	return int64(d) + 1
+	if c.nowFn != nil {
+		return int64(c.nowFn().Sub(c.base)) + 1
+	}
+	return int64(time.Since(c.base)) + 1
 }
 
 func (c *Cache[K, V]) shardFor(h uint64) *shard[K, V] {
@@ -244,7 +255,7 @@ func (c *Cache[K, V]) Get(key K) (V, bool) {
 	s := c.shardFor(h)
 	n := s.find(h, key)
 	if n == nil || n.err != nil {
-		s.stats.miss()
+		c.stats.miss()
 		var zero V
 		return zero, false
 	}
@@ -253,7 +264,7 @@ func (c *Cache[K, V]) Get(key K) (V, bool) {
 			if c.swr == 0 || now >= n.expires+int64(c.swr) {
 				c.expire(s, n)
 			}
-			s.stats.miss()
+			c.stats.miss()
 			var zero V
 			return zero, false
 		}
@@ -261,7 +272,7 @@ func (c *Cache[K, V]) Get(key K) (V, bool) {
 	if n.ref.Load() == 0 {
 		n.ref.Store(1)
 	}
-	s.stats.hit()
+	c.stats.hit()
 	return n.value, true
 }
 
@@ -416,7 +427,11 @@ func (c *Cache[K, V]) Purge() {
 
 // Stats returns a snapshot of the cache's counters.
 func (c *Cache[K, V]) Stats() Stats {
-	st := Stats{
+	st := Stats{}
+	st.Hits, st.Misses = c.stats.sum()
+	st = Stats{
+		Hits:       st.Hits,
+		Misses:     st.Misses,
 		Loads:      c.loads.Load(),
 		LoadErrors: c.loadErrors.Load(),
 		Entries:    int(c.budget.entries.Load()),
@@ -424,8 +439,6 @@ func (c *Cache[K, V]) Stats() Stats {
 	}
 	for i := range c.shards {
 		s := &c.shards[i]
-		st.Hits += s.stats.hits.Load()
-		st.Misses += s.stats.misses.Load()
 		s.mu.Lock()
 		st.Evictions += s.evictions
 		st.Expirations += s.expirations
@@ -440,8 +453,13 @@ func (c *Cache[K, V]) Stats() Stats {
 // idempotent.
 func (c *Cache[K, V]) Close() error {
 	c.mu.Lock()
+	wasClosed := c.closed
 	c.closed = true
 	c.mu.Unlock()
+	if !wasClosed && c.coarse.Load() {
+		c.coarse.Store(false) // now() falls back to time.Since
+		coarseStop()
+	}
 	c.cancel()
 	c.wg.Wait()
 	return nil

@@ -49,7 +49,7 @@ func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, loader func(ctx cont
 			return c.hit(s, n)
 		}
 	}
-	s.stats.miss()
+	c.stats.miss()
 	return c.load(ctx, s, h, key, loader)
 }
 
@@ -58,7 +58,7 @@ func (c *Cache[K, V]) hit(s *shard[K, V], n *node[K, V]) (V, error) {
 	if n.ref.Load() == 0 {
 		n.ref.Store(1)
 	}
-	s.stats.hit()
+	c.stats.hit()
 	return n.value, n.err
 }
 

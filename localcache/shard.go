@@ -24,8 +24,7 @@ type shard[K comparable, V any] struct {
 
 	calls map[K]*call[V] // loads in flight, under mu
 
-	stats counters
-	_     [64]byte // keep neighbouring shards off this one's cache lines
+	_ [64]byte // keep neighbouring shards off this one's cache lines
 }
 
 // table is a hash table of immutable chains. A writer replaces a bucket's
@@ -182,13 +181,45 @@ func (s *shard[K, V]) evictOneLocked(keep *node[K, V], now int64) (evictee[K, V]
 	}
 }
 
-// counters counts hits and misses.
+// counters counts hits and misses without making cores share a cache
+// line: each count goes to a stripe that sync.Pool's per-P cache keeps on
+// the current processor most of the time.
 type counters struct {
-	hits, misses atomic.Uint64
+	stripes []stripe
+	next    atomic.Uint32
+	pool    sync.Pool
 }
 
-func (c *counters) hit()  { c.hits.Add(1) }
-func (c *counters) miss() { c.misses.Add(1) }
+type stripe struct {
+	hits, misses atomic.Uint64
+	_            [48]byte
+}
+
+func newCounters(n int) *counters {
+	c := &counters{stripes: make([]stripe, n)}
+	c.pool.New = func() any { return &c.stripes[int(c.next.Add(1))%len(c.stripes)] }
+	return c
+}
+
+func (c *counters) hit() {
+	s := c.pool.Get().(*stripe)
+	s.hits.Add(1)
+	c.pool.Put(s)
+}
+
+func (c *counters) miss() {
+	s := c.pool.Get().(*stripe)
+	s.misses.Add(1)
+	c.pool.Put(s)
+}
+
+func (c *counters) sum() (hits, misses uint64) {
+	for i := range c.stripes {
+		hits += c.stripes[i].hits.Load()
+		misses += c.stripes[i].misses.Load()
+	}
+	return hits, misses
+}
 
 // left records that n left for reason, or as Expired if the evictor took it
 // after it expired, and returns the evictee.
