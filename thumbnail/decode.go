@@ -11,6 +11,8 @@ import (
 	"image/png"
 
 	"golang.org/x/image/webp"
+
+	"github.com/sharednothing/sharednothing/thumbnail/internal/jpegdc"
 )
 
 // Errors a render can fail with. The handler maps each to its status and
@@ -48,11 +50,19 @@ type decoded struct {
 	img         image.Image
 	format      string // jpeg, png, gif, webp
 	orientation int    // EXIF orientation 1–8 (1 when absent)
+	plan        plan   // geometry, in img's pixel coordinates
 }
 
-// decode sniffs, checks limits with DecodeConfig, then decodes data. Decoder
-// panics are recovered and reported as ErrCorruptImage.
-func decode(data []byte, maxPixels int64) (d decoded, err error) {
+// dcMin is how many times larger than the target a JPEG's crop must be for
+// the 1/8-scale DC decode: 10 leaves at least 1.25× the target for the
+// final Lanczos pass.
+const dcMin = 10
+
+// decode sniffs, checks limits with DecodeConfig, plans the geometry for sp,
+// then decodes data: a large JPEG at 1/8 scale when that still leaves
+// enough pixels, anything else in full. Decoder panics are recovered and
+// reported as ErrCorruptImage.
+func decode(data []byte, sp Spec, maxPixels int64, maxDim int) (d decoded, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			d, err = decoded{}, fmt.Errorf("%w: decoder failed: %v", ErrCorruptImage, p)
@@ -97,18 +107,35 @@ func decode(data []byte, maxPixels int64) (d decoded, err error) {
 		return decoded{}, fmt.Errorf("%w: %dx%d pixels × %d frames is more than the limit of %d pixels",
 			ErrSourceTooLarge, cfg.Width, cfg.Height, frames, maxPixels)
 	}
-	img, err := decFn(data)
-	if err != nil {
-		return decoded{}, fmt.Errorf("%w: %s: %v", ErrCorruptImage, d.format, err)
-	}
-	if b := img.Bounds(); b.Empty() {
-		return decoded{}, fmt.Errorf("%w: %s: empty image", ErrCorruptImage, d.format)
-	}
-	d.img = img
 	d.orientation = 1
 	if d.format == "jpeg" {
 		d.orientation = jpegOrientation(data)
 	}
+	full := image.Rect(0, 0, cfg.Width, cfg.Height)
+	if d.plan, err = makePlan(full, d.orientation, sp, maxDim); err != nil {
+		return decoded{}, err
+	}
+	if c := d.plan.crop; d.format == "jpeg" && c.Dx() >= dcMin*d.plan.tw && c.Dy() >= dcMin*d.plan.th {
+		img, err := jpegdc.Decode(bytes.NewReader(data))
+		switch {
+		case err == nil && img.Bounds() == image.Rect(0, 0, (cfg.Width+7)/8, (cfg.Height+7)/8):
+			d.img = img
+			d.plan.crop = image.Rect((c.Min.X+4)/8, (c.Min.Y+4)/8, (c.Max.X+4)/8, (c.Max.Y+4)/8)
+			return d, nil
+		case err == nil || err == jpegdc.ErrUnsupported:
+			// Decode in full below.
+		default:
+			return decoded{}, fmt.Errorf("%w: jpeg: %v", ErrCorruptImage, err)
+		}
+	}
+	img, err := decFn(data)
+	if err != nil {
+		return decoded{}, fmt.Errorf("%w: %s: %v", ErrCorruptImage, d.format, err)
+	}
+	if img.Bounds() != full {
+		return decoded{}, fmt.Errorf("%w: %s: decoded %v, header said %v", ErrCorruptImage, d.format, img.Bounds().Size(), full.Size())
+	}
+	d.img = img
 	return d, nil
 }
 

@@ -447,15 +447,11 @@ func (h *Handler) render(ctx context.Context, name string, sp Spec) (e *entry, e
 
 // renderBytes turns source bytes into thumbnail bytes.
 func renderBytes(data []byte, sp Spec, maxPixels int64, maxDim int) ([]byte, string, error) {
-	d, err := decode(data, maxPixels)
+	d, err := decode(data, sp, maxPixels, maxDim)
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := makePlan(d.img.Bounds(), d.orientation, sp, maxDim)
-	if err != nil {
-		return nil, "", err
-	}
-	m := thumb(d.img, p, d.orientation)
+	m := thumb(d.img, d.plan, d.orientation)
 	return encode(m, outputFormat(sp.Format, d.format, m), sp.quality())
 }
 

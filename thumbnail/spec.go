@@ -119,7 +119,7 @@ func ParseSpec(s string) (Spec, error) {
 			return Spec{}, fmt.Errorf("%w: unknown option %q", ErrBadSpec, opt)
 		}
 		if dup {
-			return Spec{}, fmt.Errorf("%w: option %q given twice", ErrBadSpec, opt)
+			return Spec{}, fmt.Errorf("%w: option %q repeats or conflicts with an earlier one", ErrBadSpec, opt)
 		}
 	}
 	if !seenSize {

@@ -1,0 +1,240 @@
+package thumbnail
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/gif"
+	"image/jpeg"
+	"math"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/disintegration/imaging"
+)
+
+var (
+	bigOnce sync.Once
+	bigJPEG []byte
+)
+
+// big12MP is a 4000×3000 camera-like JPEG (quality 90), made once.
+func big12MP(tb testing.TB) []byte {
+	bigOnce.Do(func() { bigJPEG = encodeJPEG(tb, photo(4000, 3000), 90) })
+	return bigJPEG
+}
+
+// reference is imageproxy's pipeline: imaging.Decode, then imaging.Fit (or
+// Fill) with Lanczos, then encode.
+func reference(data []byte, sp Spec) (*image.NRGBA, []byte, error) {
+	img, err := imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true))
+	if err != nil {
+		return nil, nil, err
+	}
+	var m *image.NRGBA
+	switch {
+	case sp.Mode == Fill:
+		m = imaging.Fill(img, sp.Width, sp.Height, imaging.Center, imaging.Lanczos)
+	case sp.Width == 0 || sp.Height == 0:
+		m = imaging.Resize(img, sp.Width, sp.Height, imaging.Lanczos)
+	default:
+		m = imaging.Fit(img, sp.Width, sp.Height, imaging.Lanczos)
+	}
+	var buf bytes.Buffer
+	err = jpeg.Encode(&buf, m, &jpeg.Options{Quality: sp.quality()})
+	return m, buf.Bytes(), err
+}
+
+// ours is this package's resampling, before encoding, for PSNR.
+func ours(tb testing.TB, data []byte, sp Spec) *image.NRGBA {
+	d, err := decode(data, sp, 50_000_000, 4096)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return thumb(d.img, d.plan, d.orientation)
+}
+
+// psnr compares two images of the same size over R, G and B.
+func psnr(tb testing.TB, a, b *image.NRGBA) float64 {
+	if a.Rect.Size() != b.Rect.Size() {
+		tb.Fatalf("sizes differ: %v vs %v", a.Rect.Size(), b.Rect.Size())
+	}
+	var se float64
+	var n int
+	for y := 0; y < a.Rect.Dy(); y++ {
+		for x := 0; x < a.Rect.Dx(); x++ {
+			pa, pb := a.Pix[y*a.Stride+4*x:], b.Pix[y*b.Stride+4*x:]
+			for c := 0; c < 3; c++ {
+				d := float64(pa[c]) - float64(pb[c])
+				se += d * d
+				n++
+			}
+		}
+	}
+	if se == 0 {
+		return math.Inf(1)
+	}
+	return 10 * math.Log10(255*255/(se/float64(n)))
+}
+
+// TestPSNRAgainstReference checks that the fast paths (box pre-shrink,
+// 1/8-scale DC decode) stay within 35 dB of imageproxy's direct Lanczos on
+// camera-like images.
+func TestPSNRAgainstReference(t *testing.T) {
+	jpeg4x3 := encodeJPEG(t, photo(1600, 1200), 90)
+	tests := []struct {
+		name  string
+		data  []byte
+		specs []Spec
+	}{
+		{"jpeg 1024x768 box", encodeJPEG(t, photo(1024, 768), 90), []Spec{{Width: 200, Height: 200}, {Width: 200, Height: 200, Mode: Fill}, {Width: 150}}},
+		{"jpeg 1600x1200 dc", jpeg4x3, []Spec{{Width: 96, Height: 96}, {Width: 96, Height: 96, Mode: Fill}, {Height: 80}}},
+		{"jpeg 803x1001 odd", encodeJPEG(t, photo(803, 1001), 90), []Spec{{Width: 60, Height: 180, Mode: Fill}, {Width: 80}}},
+		{"jpeg exif 6", withEXIF(jpeg4x3, 6), []Spec{{Width: 96, Height: 96}, {Width: 150, Height: 90, Mode: Fill}}},
+		{"png 800x600", encodePNG(t, photo(800, 600)), []Spec{{Width: 200, Height: 200}, {Width: 60, Height: 180, Mode: Fill}}},
+		{"gif 600x500", gifOf(t, photo(600, 500)), []Spec{{Width: 100, Height: 100}}},
+	}
+	for _, tt := range tests {
+		for _, sp := range tt.specs {
+			t.Run(fmt.Sprintf("%s/%s", tt.name, sp), func(t *testing.T) {
+				ref, _, err := reference(tt.data, sp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := ours(t, tt.data, sp)
+				if p := psnr(t, got, ref); p < 35 {
+					t.Errorf("PSNR %.1f dB, want ≥ 35", p)
+				} else {
+					t.Logf("PSNR %.1f dB", p)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkRender12MP compares this package's render of a 12 MP JPEG to a
+// 256 px thumbnail (fit and fill) against the reference pipeline.
+func BenchmarkRender12MP(b *testing.B) {
+	data := big12MP(b)
+	for _, sp := range []Spec{{Width: 256, Height: 256}, {Width: 256, Height: 256, Mode: Fill}} {
+		mode := "fit"
+		if sp.Mode == Fill {
+			mode = "fill"
+		}
+		b.Run(mode+"/ours", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := renderBytes(data, sp, 50_000_000, 4096); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ref, _, _ := reference(data, sp)
+			b.ReportMetric(psnr(b, ours(b, data, sp), ref), "dB-PSNR")
+		})
+		b.Run(mode+"/reference", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := reference(data, sp); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecode12MP is the floor both pipelines share: image/jpeg.
+func BenchmarkDecode12MP(b *testing.B) {
+	data := big12MP(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := jpeg.Decode(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCacheHit serves a thumbnail from the memory cache through the
+// whole handler, including the source Stat that versions it.
+func BenchmarkCacheHit(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "big.jpg"), big12MP(b), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	h := newHandler(b, Options{Source: Dir(dir)})
+	u := h.URL("big.jpg", Spec{Width: 256, Height: 256})
+	if r := get(h, "GET", u); r.StatusCode != 200 {
+		b.Fatal(r.Status)
+	}
+	req := httptest.NewRequest("GET", u, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatal(rec.Code)
+		}
+	}
+	if n := h.renders.Load(); n != 1 {
+		b.Fatalf("%d renders, want 1", n)
+	}
+}
+
+// BenchmarkPeakHeap32 sends 32 concurrent requests for distinct thumbnails
+// of 12 MP JPEGs (so nothing coalesces or hits the cache) and reports the
+// peak heap in use, sampled every millisecond.
+func BenchmarkPeakHeap32(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "big.jpg"), big12MP(b), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	h := newHandler(b, Options{Source: Dir(dir), CacheBytes: -1})
+	runtime.GC()
+	var peak uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	n := 0
+	for b.Loop() {
+		var wg sync.WaitGroup
+		for i := 0; i < 32; i++ {
+			u := h.URL("big.jpg", Spec{Width: 200 + n*32 + i})
+			wg.Go(func() {
+				if r := get(h, "GET", u); r.StatusCode != 200 {
+					b.Error(r.Status)
+				}
+			})
+		}
+		wg.Wait()
+		n++
+	}
+	close(stop)
+	<-sampled
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+}
+
+func gifOf(t testing.TB, m image.Image) []byte {
+	var b bytes.Buffer
+	if err := gif.Encode(&b, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
