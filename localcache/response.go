@@ -187,7 +187,7 @@ func (rc *ResponseCache) Stats() Stats { return rc.cache.Stats() }
 // makeKey builds the method-independent primary key of a URL, with the
 // query's parameters sorted. ok is false for a query that does not parse.
 func makeKey(scheme, host, path, rawQuery string) (string, bool) {
-	if rawQuery != "" {
+	if rawQuery != "" && !canonicalQuery(rawQuery) {
 		q, err := url.ParseQuery(rawQuery)
 		if err != nil {
 			return "", false
@@ -195,6 +195,32 @@ func makeKey(scheme, host, path, rawQuery string) (string, bool) {
 		rawQuery = q.Encode() // sorted by key
 	}
 	return strings.ToLower(scheme) + "://" + strings.ToLower(host) + path + "?" + rawQuery, true
+}
+
+// canonicalQuery reports whether q is already what url.Values.Encode would
+// make of it: name=value pairs sorted by name, using only unreserved
+// characters, so the common case skips parsing.
+func canonicalQuery(q string) bool {
+	if strings.HasSuffix(q, "&") {
+		return false
+	}
+	prev := ""
+	for q != "" {
+		var pair string
+		pair, q, _ = strings.Cut(q, "&")
+		name, _, ok := strings.Cut(pair, "=")
+		if !ok || name == "" || name < prev {
+			return false
+		}
+		prev = name
+		for i := 0; i < len(pair); i++ {
+			c := pair[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '=' && i == len(name)) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func requestKey(r *http.Request) (string, bool) {
@@ -229,7 +255,7 @@ func (rc *ResponseCache) lookup(res *resource, r *http.Request, now time.Time) *
 	if resp == nil || !now.Before(resp.expires) {
 		return nil
 	}
-	if r.Header.Get("Authorization") != "" && !resp.authOK {
+	if len(r.Header["Authorization"]) > 0 && !resp.authOK {
 		return nil
 	}
 	return resp
@@ -253,11 +279,12 @@ func (rc *ResponseCache) Handler(next http.Handler) http.Handler {
 			return
 		}
 		res, _ := rc.cache.Get(key)
-		if resp := rc.lookup(res, r, rc.now()); resp != nil {
-			rc.serve(w, r, resp, hitValue)
+		now := rc.now()
+		if resp := rc.lookup(res, r, now); resp != nil {
+			rc.serve(w, r, resp, now)
 			return
 		}
-		if r.Method == http.MethodHead || r.Header.Get("Authorization") != "" {
+		if r.Method == http.MethodHead || len(r.Header["Authorization"]) > 0 {
 			// HEAD has no body to store; an authorized response is
 			// per-user until it says otherwise: neither is coalesced.
 			rc.fetch(w, r, next, key)
@@ -279,8 +306,9 @@ func (rc *ResponseCache) Handler(next http.Handler) http.Handler {
 			case <-r.Context().Done():
 				return
 			}
-			if resp := rc.lookup(f.res, r, rc.now()); resp != nil {
-				rc.serve(w, r, resp, hitValue)
+			now := rc.now()
+			if resp := rc.lookup(f.res, r, now); resp != nil {
+				rc.serve(w, r, resp, now)
 			} else {
 				rc.fetch(w, r, next, key) // not storable, or another variant
 			}
@@ -302,9 +330,9 @@ var (
 )
 
 // serve writes a stored response, or a 304 if r's validators match it.
-func (rc *ResponseCache) serve(w http.ResponseWriter, r *http.Request, resp *response, xcache []string) {
+func (rc *ResponseCache) serve(w http.ResponseWriter, r *http.Request, resp *response, now time.Time) {
 	h := w.Header()
-	age := strconv.FormatInt(int64((resp.age+rc.now().Sub(resp.stored))/time.Second), 10)
+	age := strconv.FormatInt(int64((resp.age+now.Sub(resp.stored))/time.Second), 10)
 	if notModified(r, resp) {
 		for _, k := range []string{"Cache-Control", "Content-Location", "Date", "Etag", "Expires", "Vary", "Last-Modified"} {
 			if v, ok := resp.header[k]; ok {
@@ -312,7 +340,7 @@ func (rc *ResponseCache) serve(w http.ResponseWriter, r *http.Request, resp *res
 			}
 		}
 		h["Age"] = []string{age}
-		h["X-Cache"] = xcache
+		h["X-Cache"] = hitValue
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -320,7 +348,7 @@ func (rc *ResponseCache) serve(w http.ResponseWriter, r *http.Request, resp *res
 		h[k] = v
 	}
 	h["Age"] = []string{age}
-	h["X-Cache"] = xcache
+	h["X-Cache"] = hitValue
 	w.WriteHeader(resp.status)
 	if r.Method != http.MethodHead {
 		w.Write(resp.body)
@@ -331,11 +359,11 @@ func notModified(r *http.Request, resp *response) bool {
 	if resp.status != http.StatusOK {
 		return false
 	}
-	if inm := r.Header.Get("If-None-Match"); inm != "" {
-		return etagMatch(inm, resp.etag)
+	if inm := r.Header["If-None-Match"]; len(inm) > 0 {
+		return etagMatch(strings.Join(inm, ","), resp.etag)
 	}
-	if ims := r.Header.Get("If-Modified-Since"); ims != "" && !resp.modified.IsZero() {
-		t, err := http.ParseTime(ims)
+	if ims := r.Header["If-Modified-Since"]; len(ims) > 0 && !resp.modified.IsZero() {
+		t, err := http.ParseTime(ims[0])
 		return err == nil && !resp.modified.After(t)
 	}
 	return false
