@@ -257,18 +257,24 @@ func (db *DB) Close() error {
 	return nil
 }
 
-type ctxKey int
+// requestKey finds a request's state for one DB in its context. Keying by
+// DB keeps an app with two DBs (two database clusters) from mixing their
+// pins.
+type requestKey struct{ db *DB }
 
-const (
-	requestKey ctxKey = iota
-	usePrimaryKey
-)
+type usePrimaryKey struct{}
+
+// request returns the state Handler put in ctx for db, or nil.
+func (db *DB) request(ctx context.Context) *request {
+	st, _ := ctx.Value(requestKey{db}).(*request)
+	return st
+}
 
 // UsePrimary returns a copy of ctx in which [DB.Reader] returns the primary,
 // for reads that must see the latest data whatever the client's pin says,
 // such as the read half of a read-modify-write.
 func UsePrimary(ctx context.Context) context.Context {
-	return context.WithValue(ctx, usePrimaryKey, true)
+	return context.WithValue(ctx, usePrimaryKey{}, true)
 }
 
 // Reader returns where a read for ctx should go: a replica that has
@@ -281,8 +287,8 @@ func UsePrimary(ctx context.Context) context.Context {
 // With a ctx not from a request served by [DB.Handler], Reader treats the
 // caller as unpinned.
 func (db *DB) Reader(ctx context.Context) *sql.DB {
-	st, _ := ctx.Value(requestKey).(*request)
-	if st != nil && st.wrote.Load() || ctx.Value(usePrimaryKey) != nil {
+	st := db.request(ctx)
+	if st != nil && st.wrote.Load() || ctx.Value(usePrimaryKey{}) != nil {
 		return db.readPrimary(st)
 	}
 	var p *pin
@@ -329,7 +335,7 @@ func (db *DB) readPrimary(st *request) *sql.DB {
 // primary. Use it for transactions too. Write before the response's first
 // byte; a Writer call after it is reported as [ErrLateWrite].
 func (db *DB) Writer(ctx context.Context) *sql.DB {
-	if st, ok := ctx.Value(requestKey).(*request); ok {
+	if st := db.request(ctx); st != nil {
 		st.wrote.Store(true)
 		if st.sent.Load() {
 			db.errorHandler(st.r, ErrLateWrite)
@@ -355,8 +361,7 @@ func (db *DB) Read(ctx context.Context, fn func(*sql.DB) error) error {
 		}
 	}
 	db.retries.Add(1)
-	st, _ := ctx.Value(requestKey).(*request)
-	return fn(db.readPrimary(st))
+	return fn(db.readPrimary(db.request(ctx)))
 }
 
 // usable reports whether a replica in state s may serve reads at all,

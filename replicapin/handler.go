@@ -13,7 +13,7 @@ import (
 
 // request is one request's routing state, shared by Handler, Reader and
 // Writer, possibly from several goroutines. It is also the request's
-// context: it wraps the incoming one and answers Value(requestKey) with
+// context: it wraps the incoming one and answers Value(requestKey{db}) with
 // itself, which saves a context.WithValue allocation per request.
 type request struct {
 	context.Context
@@ -64,10 +64,10 @@ func (db *DB) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// Value returns st for requestKey and defers every other key to the
+// Value returns st for its requestKey and defers every other key to the
 // request's own context.
 func (st *request) Value(key any) any {
-	if key == requestKey {
+	if k, ok := key.(requestKey); ok && k.db == st.db {
 		return st
 	}
 	return st.Context.Value(key)

@@ -592,3 +592,26 @@ func TestConcurrentRequests(t *testing.T) {
 		t.Errorf("reads counted %d, want %d", got, 8*50*4)
 	}
 }
+
+// TestTwoDBs: an app with two DBs (two database clusters) nests their
+// middlewares; a write to one pins the client for that one only.
+func TestTwoDBs(t *testing.T) {
+	s1 := newFake(t, 1, replicapin.Options{})
+	s2 := newFake(t, 1, replicapin.Options{Cookie: replicapin.CookieOptions{Name: "_pin2"}})
+	var from1, from2 *sql.DB
+	h := s1.db.Handler(s2.db.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s1.db.Writer(r.Context())
+		from1, from2 = s1.db.Reader(r.Context()), s2.db.Reader(r.Context())
+	})))
+	res := serveHTTP(h, "GET", "")
+	if from1 != s1.primary || from2 != s2.replicas[0] {
+		t.Errorf("reads went to DB 1's primary %v, DB 2's replica %v; want true, true", from1 == s1.primary, from2 == s2.replicas[0])
+	}
+	var names []string
+	for _, c := range res.Cookies() {
+		names = append(names, c.Name)
+	}
+	if len(names) != 1 || names[0] != "_pin" {
+		t.Errorf("cookies set: %v, want only _pin", names)
+	}
+}
