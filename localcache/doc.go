@@ -1,4 +1,37 @@
 // Package localcache provides per-machine, in-process caches: a sharded,
 // byte-bounded typed cache with load-through and stampede protection, and an
 // HTTP response cache middleware built on it.
+//
+// A per-machine cache needs no network hop and no coordination, and losing
+// one costs only a refill, which is what lets a shared-nothing web tier add
+// instances freely.
+//
+// [Cache] is generic over key and value. Reads take no lock and, once an
+// entry has been marked as recently used, write no shared memory, so hits
+// scale with cores; writes lock one of several shards. It is bounded by
+// entry count, by bytes through a Cost function (never exceeded, not even
+// for a moment), or both; evicts in least-recently-used order with a second
+// chance for entries read since they were last considered; expires entries
+// by a default or per-entry TTL without a sweeper goroutine; and
+// [Cache.GetOrLoad] runs one loader per key for any number of concurrent
+// misses, with optional stale-while-revalidate and negative caching.
+//
+//	thumbs, err := localcache.New(localcache.Options[string, []byte]{
+//		MaxBytes: 256 << 20,
+//		Cost:     func(k string, v []byte) int64 { return int64(len(k) + len(v) + 200) },
+//		TTL:      time.Hour,
+//	})
+//	img, err := thumbs.GetOrLoad(ctx, key, render)
+//
+// [ResponseCache] stores GET responses as a shared cache under RFC 9111:
+// it honours Cache-Control (no-store, private, no-cache, max-age, s-maxage)
+// and Expires, keys on the URL with a sorted query plus the request headers
+// named by Vary, sends Age and X-Cache, answers conditional requests with
+// 304, never stores a response that sets a cookie, never answers a request
+// with Authorization from the cache unless the response was public, and
+// runs the handler once for identical concurrent misses. Mount it inside
+// (after) middlewares that set cookies, such as sessions:
+//
+//	pages, err := localcache.NewResponseCache(localcache.ResponseOptions{MaxBytes: 64 << 20})
+//	r.With(pages.Handler).Get("/articles/{id}", article)
 package localcache

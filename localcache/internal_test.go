@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // waiters returns how many GetOrLoad calls wait on key's load.
@@ -65,5 +66,34 @@ func TestGetOrLoadWaiterCancel(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("loader ran %d times, want 1", n)
+	}
+}
+
+func coarseUsers() int {
+	coarse.mu.Lock()
+	defer coarse.mu.Unlock()
+	return coarse.users
+}
+
+func TestCloseStopsCoarseClock(t *testing.T) {
+	before := coarseUsers()
+	c, err := New(Options[string, int]{TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := coarseUsers(); got != before+1 {
+		t.Fatalf("coarse clock users %d, want %d", got, before+1)
+	}
+	c.Set("k", 1)
+	if _, ok := c.Get("k"); !ok {
+		t.Fatal("fresh entry missing")
+	}
+	c.Close()
+	c.Close()
+	if got := coarseUsers(); got != before {
+		t.Errorf("after Close: coarse clock users %d, want %d", got, before)
+	}
+	if _, ok := c.Get("k"); !ok {
+		t.Error("entry unreadable after Close")
 	}
 }
