@@ -53,7 +53,7 @@ type app struct {
 
 	primary  *sql.DB
 	sessions *session.Manager
-	pins     *replicapin.DB
+	pins     *pins
 	cache    *localcache.ResponseCache
 	thumbs   *thumbs
 }

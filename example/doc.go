@@ -20,6 +20,7 @@
 //	-data-dir       upload directory shared by all instances (DATA_DIR)
 //	-instance       name sent in X-Instance (INSTANCE)
 //	-replica-delay  lag of the throwaway replica (REPLICA_DELAY; default 1s)
+//	-secure-cookies mark cookies Secure, for HTTPS (SECURE_COOKIES=true)
 //
 // Rotating the secret without logging anyone out takes two rolls across
 // the instances: first add the new secret with -accept-secret everywhere,

@@ -35,6 +35,7 @@ type config struct {
 	dataDir       string
 	instance      string
 	replicaDelay  time.Duration
+	secureCookies bool
 }
 
 // listFlag is a repeatable flag whose default comes from a comma-separated
@@ -85,6 +86,8 @@ func parseFlags(args []string) (config, error) {
 	fs.Var(accept, "accept-secret", "an older (or the next) secret still accepted when reading cookies and signed URLs, repeatable (env ACCEPT_SECRETS, comma-separated)")
 	fs.StringVar(&c.dataDir, "data-dir", os.Getenv("DATA_DIR"),
 		"directory for uploaded photos, shared by all instances (env DATA_DIR); required with -database-url")
+	fs.BoolVar(&c.secureCookies, "secure-cookies", os.Getenv("SECURE_COOKIES") == "true",
+		"mark cookies Secure: set it when the site is served over HTTPS (env SECURE_COOKIES=true)")
 	host, _ := os.Hostname()
 	fs.StringVar(&c.instance, "instance", env("INSTANCE", fmt.Sprintf("%s-%d", host, os.Getpid())), "instance name sent in X-Instance (env INSTANCE)")
 	delay := env("REPLICA_DELAY", "1s")
@@ -258,7 +261,7 @@ func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(
 		secrets = append(secrets, []byte(s))
 	}
 	a := &app{instance: c.instance, dialect: dialect, uploads: uploads, primary: primary}
-	a.sessions = newSessions(secrets)
+	a.sessions = newSessions(secrets, c.secureCookies)
 	if a.cache, err = newCache(); err != nil {
 		closeAll()
 		return nil, nil, err
@@ -267,7 +270,7 @@ func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(
 		closeAll()
 		return nil, nil, err
 	}
-	if a.pins, err = newPins(primary, replicas, secrets, dialect); err != nil {
+	if a.pins, err = newPins(primary, replicas, secrets, dialect, c.secureCookies); err != nil {
 		closeAll()
 		return nil, nil, err
 	}

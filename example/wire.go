@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"crypto/subtle"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -18,14 +20,14 @@ import (
 // newSessions returns the session manager: one hash and block key pair per
 // secret, newest first, so cookies sealed under an accepted secret are read
 // and re-sealed under the current one.
-func newSessions(secrets [][]byte) *session.Manager {
+func newSessions(secrets [][]byte, secure bool) *session.Manager {
 	hash, block := derive(secrets, "session hash"), derive(secrets, "session block")
 	var pairs [][]byte
 	for i := range secrets {
 		pairs = append(pairs, hash[i], block[i])
 	}
 	m := session.New(pairs...)
-	m.Cookie.Secure = false // the demo serves plain HTTP on loopback
+	m.Cookie.Secure = secure // false only for plain HTTP, as in the demo
 	return m
 }
 
@@ -35,18 +37,75 @@ func newCache() (*localcache.ResponseCache, error) {
 	return localcache.NewResponseCache(localcache.ResponseOptions{MaxBytes: 8 << 20})
 }
 
+// pins routes reads and writes with one replicapin.DB per secret, newest
+// first: the first seals the pin cookies of this instance's writes, and the
+// others read the pin cookies that instances on another secret set, so a
+// client that just wrote stays pinned while a secret rotation rolls across
+// the instances. (A replicapin.DB checks its cookie with its one Key and
+// ignores, and clears, a cookie sealed with another, so each secret's DB has
+// its own cookie name.) With one secret it is a plain replicapin.DB.
+type pins struct {
+	dbs     []*replicapin.DB
+	primary *sql.DB
+}
+
 // newPins returns the replica router. SQLite has no replicas and no WAL
 // positions to read, so there it pins by time, which costs nothing.
-func newPins(primary *sql.DB, replicas []*sql.DB, secrets [][]byte, dialect string) (*replicapin.DB, error) {
-	opts := replicapin.Options{
-		Key:         derive(secrets, "replicapin")[0],
-		Cookie:      replicapin.CookieOptions{Insecure: true}, // plain HTTP on loopback
-		DebugHeader: true,                                     // X-Read-From: primary|replica-N
+func newPins(primary *sql.DB, replicas []*sql.DB, secrets [][]byte, dialect string, secure bool) (*pins, error) {
+	p := &pins{primary: primary}
+	for i, key := range derive(secrets, "replicapin") {
+		opts := replicapin.Options{
+			Key:         key,
+			Cookie:      replicapin.CookieOptions{Name: "_pin_" + hex.EncodeToString(key[:3]), Insecure: !secure},
+			DebugHeader: i == 0, // X-Read-From: primary|replica-N
+		}
+		if i > 0 {
+			opts.WriteMethods = []string{} // only the first DB pins new writes
+		}
+		if dialect == "sqlite" {
+			opts.Positions = replicapin.TimeWindow(time.Second)
+		}
+		db, err := replicapin.New(primary, replicas, opts)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.dbs = append(p.dbs, db)
 	}
-	if dialect == "sqlite" {
-		opts.Positions = replicapin.TimeWindow(time.Second)
+	return p, nil
+}
+
+// Handler runs every DB's middleware.
+func (p *pins) Handler(next http.Handler) http.Handler {
+	for i := len(p.dbs) - 1; i >= 0; i-- {
+		next = p.dbs[i].Handler(next)
 	}
-	return replicapin.New(primary, replicas, opts)
+	return next
+}
+
+// Writer returns the primary and pins the client to this write.
+func (p *pins) Writer(ctx context.Context) *sql.DB { return p.dbs[0].Writer(ctx) }
+
+// Read runs fn on a replica that has caught up with every pin the client
+// carries, else on the primary (see [replicapin.DB.Read]).
+func (p *pins) Read(ctx context.Context, fn func(*sql.DB) error) error {
+	for _, db := range p.dbs[1:] {
+		if db.Reader(ctx) == p.primary {
+			ctx = replicapin.UsePrimary(ctx)
+			break
+		}
+	}
+	return p.dbs[0].Read(ctx, fn)
+}
+
+// Stats reports the first DB's view of the servers.
+func (p *pins) Stats() replicapin.Stats { return p.dbs[0].Stats() }
+
+// Close stops every DB's monitors.
+func (p *pins) Close() {
+	for _, db := range p.dbs {
+		db.Close()
+	}
 }
 
 // thumbs serves /thumbs/… with one thumbnail.Handler per secret and signs

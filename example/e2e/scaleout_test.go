@@ -245,8 +245,21 @@ func TestScaleOut(t *testing.T) {
 		oldCookies := u.jar.Cookies(mustURL(t, s.URL))
 		check := func(when string) {
 			t.Helper()
-			seen := map[string]bool{}
+			// Read-your-writes holds across instances on different
+			// secrets: the note written through one instance is read back
+			// through the next three.
+			text := randomName("rotating")
+			if r := u.post("/notes", url.Values{"text": {text}}); r.StatusCode != http.StatusSeeOther {
+				t.Fatalf("%s: POST /notes: got %s, want 303", when, r.Status)
+			}
 			for range 3 {
+				if r := u.get("/notes"); r.StatusCode != http.StatusOK || !strings.Contains(r.body, text) {
+					t.Fatalf("%s: GET /notes from %s (read from %s): got %s without the note just written",
+						when, r.Header.Get("X-Instance"), r.Header.Get("X-Read-From"), r.Status)
+				}
+			}
+			seen := map[string]bool{}
+			for i := 0; i < 6 && len(seen) < 3; i++ {
 				r := u.get("/photos")
 				seen[r.Header.Get("X-Instance")] = true
 				if r.StatusCode != http.StatusOK || !strings.Contains(r.body, greeting(name)) {
@@ -259,9 +272,10 @@ func TestScaleOut(t *testing.T) {
 				if m == nil {
 					t.Fatalf("%s: no thumbnail on /photos", when)
 				}
+				page := r.Header.Get("X-Instance")
 				for _, in := range s.Instances {
 					if r := newUser(t, "http://"+in.Addr).get(html.UnescapeString(m[1])); r.StatusCode != http.StatusOK {
-						t.Fatalf("%s: thumbnail linked by %s's page on %s: got %s, want 200: %s", when, r.Header.Get("X-Instance"), in.Name, r.Status, r.body)
+						t.Fatalf("%s: thumbnail linked by %s's page, on %s: got %s, want 200: %s", when, page, in.Name, r.Status, r.body)
 					}
 				}
 			}
@@ -277,12 +291,31 @@ func TestScaleOut(t *testing.T) {
 			{"seal with the new secret", []string{"-secret", next, "-accept-secret", old}},
 			{"drop the old secret", []string{"-secret", next}},
 		}
-		for _, ph := range phases {
-			for _, in := range s.Instances {
+		for p, ph := range phases {
+			for i, in := range s.Instances {
 				if err := in.Restart(ctx, ph.args); err != nil {
 					t.Fatal(err)
 				}
-				check(fmt.Sprintf("%s, after restarting %s", ph.what, in.Name))
+				when := fmt.Sprintf("%s, after restarting %s", ph.what, in.Name)
+				check(when)
+				if p == 1 {
+					// The one phase where instances seal with different
+					// secrets: a note written on this instance, read back
+					// at once on each one not yet restarted.
+					for _, other := range s.Instances[i+1:] {
+						writer := newUser(t, "http://"+in.Addr)
+						writer.login(randomName("pinned"))
+						text := randomName("across-secrets")
+						if r := writer.post("/notes", url.Values{"text": {text}}); r.StatusCode != http.StatusSeeOther {
+							t.Fatalf("%s: POST /notes on %s: got %s, want 303", when, in.Name, r.Status)
+						}
+						reader := &user{t: t, base: "http://" + other.Addr, c: writer.c, jar: writer.jar}
+						if r := reader.get("/notes"); r.StatusCode != http.StatusOK || !strings.Contains(r.body, text) {
+							t.Fatalf("%s: note written on %s (new secret), read on %s (old secret) from %s: got %s without it",
+								when, in.Name, other.Name, r.Header.Get("X-Read-From"), r.Status)
+						}
+					}
+				}
 			}
 		}
 		s.Secret = next
