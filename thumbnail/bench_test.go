@@ -86,18 +86,20 @@ func psnr(tb testing.TB, a, b *image.NRGBA) float64 {
 // 1/8-scale DC decode) stay within 35 dB of imageproxy's direct Lanczos on
 // camera-like images.
 func TestPSNRAgainstReference(t *testing.T) {
-	jpeg4x3 := encodeJPEG(t, photo(1600, 1200), 90)
+	// Sizes are small enough for the race detector; each source is at least
+	// twice its targets (box path) or ten times (DC path).
+	jpeg4x3 := encodeJPEG(t, photo(1000, 750), 90)
 	tests := []struct {
 		name  string
 		data  []byte
 		specs []Spec
 	}{
-		{"jpeg 1024x768 box", encodeJPEG(t, photo(1024, 768), 90), []Spec{{Width: 200, Height: 200}, {Width: 200, Height: 200, Mode: Fill}, {Width: 150}}},
-		{"jpeg 1600x1200 dc", jpeg4x3, []Spec{{Width: 96, Height: 96}, {Width: 96, Height: 96, Mode: Fill}, {Height: 80}}},
-		{"jpeg 803x1001 odd", encodeJPEG(t, photo(803, 1001), 90), []Spec{{Width: 60, Height: 180, Mode: Fill}, {Width: 80}}},
-		{"jpeg exif 6", withEXIF(jpeg4x3, 6), []Spec{{Width: 96, Height: 96}, {Width: 150, Height: 90, Mode: Fill}}},
-		{"png 800x600", encodePNG(t, photo(800, 600)), []Spec{{Width: 200, Height: 200}, {Width: 60, Height: 180, Mode: Fill}}},
-		{"gif 600x500", gifOf(t, photo(600, 500)), []Spec{{Width: 100, Height: 100}}},
+		{"jpeg 640x480 box", encodeJPEG(t, photo(640, 480), 90), []Spec{{Width: 120, Height: 120}, {Width: 120, Height: 120, Mode: Fill}, {Width: 100}}},
+		{"jpeg 1000x750 dc", jpeg4x3, []Spec{{Width: 64, Height: 64}, {Width: 64, Height: 64, Mode: Fill}, {Height: 50}}},
+		{"jpeg 803x601 odd", encodeJPEG(t, photo(803, 601), 90), []Spec{{Width: 40, Height: 120, Mode: Fill}, {Width: 80}}},
+		{"jpeg exif 6", withEXIF(jpeg4x3, 6), []Spec{{Width: 64, Height: 64}, {Width: 100, Height: 60, Mode: Fill}}},
+		{"png 600x420", encodePNG(t, photo(600, 420)), []Spec{{Width: 150, Height: 150}, {Width: 40, Height: 120, Mode: Fill}}},
+		{"gif 400x300", gifOf(t, photo(400, 300)), []Spec{{Width: 64, Height: 64}}},
 	}
 	for _, tt := range tests {
 		for _, sp := range tt.specs {
