@@ -252,8 +252,10 @@ func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(
 		replicas = append(replicas, db)
 	}
 	if err := migrateWithRetry(ctx, primary, dialect == "postgres"); err != nil {
-		closeAll()
-		return nil, nil, err
+		// The primary may be down while this instance (re)starts: serve
+		// what the replicas can, and let writes fail cleanly until it is
+		// back. The schema exists unless this is the very first start.
+		log.Printf("WARNING: %v; serving anyway", err)
 	}
 
 	secrets := [][]byte{[]byte(c.secret)}
@@ -277,9 +279,9 @@ func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(
 	return a, func() { a.pins.Close(); closeAll() }, nil
 }
 
-// migrateWithRetry creates the schema, waiting up to 15 s for the primary.
+// migrateWithRetry creates the schema, waiting up to 5 s for the primary.
 func migrateWithRetry(ctx context.Context, db *sql.DB, postgres bool) error {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()

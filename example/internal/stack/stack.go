@@ -380,6 +380,16 @@ func (in *Instance) Running() bool {
 	}
 }
 
+// PID returns the process id, or 0 when the instance is not running.
+func (in *Instance) PID() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.cmd == nil {
+		return 0
+	}
+	return in.cmd.Process.Pid
+}
+
 // Restart stops the instance gracefully, sets its Args (when args is not
 // nil) and starts it again.
 func (in *Instance) Restart(ctx context.Context, args []string) error {
