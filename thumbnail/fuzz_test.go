@@ -31,7 +31,7 @@ func FuzzDecode(f *testing.F) {
 	if b, err := os.ReadFile("testdata/lossy.webp"); err == nil {
 		f.Add(b)
 	}
-	specs := []Spec{{Width: 16, Height: 16}, {Width: 16, Height: 8, Mode: Fill}, {Height: 20, Upscale: true, Format: PNG}}
+	specs := []Spec{{Width: 2, Height: 2}, {Width: 16, Height: 16}, {Width: 16, Height: 8, Mode: Fill}, {Height: 20, Upscale: true, Format: PNG}}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, sp := range specs {
 			out, ct, err := renderBytes(data, sp, 1<<20, 256)
