@@ -327,17 +327,17 @@ func (c *Cache[K, V]) put(n, expect *node[K, V]) {
 			// which is out of date.
 			if old != nil {
 				s.removeLocked(old)
-				out = append(out, evictee[K, V]{old, Replaced})
+				out = c.keep(out, evictee[K, V]{old, Replaced})
 			}
 			s.mu.Unlock()
 			c.notify(out)
 			return
 		}
-		out = append(out, e)
+		out = c.keep(out, e)
 	}
 	s.linkLocked(n, old)
 	if old != nil {
-		out = append(out, evictee[K, V]{old, Replaced})
+		out = c.keep(out, evictee[K, V]{old, Replaced})
 	}
 	s.mu.Unlock()
 	c.notify(out)
@@ -463,6 +463,14 @@ func (c *Cache[K, V]) Close() error {
 	c.cancel()
 	c.wg.Wait()
 	return nil
+}
+
+// keep appends e to out if OnEvict wants to hear about it.
+func (c *Cache[K, V]) keep(out []evictee[K, V], e evictee[K, V]) []evictee[K, V] {
+	if c.onEvict == nil || e.n.err != nil {
+		return out
+	}
+	return append(out, e)
 }
 
 // notify runs OnEvict for out; callers hold no lock.

@@ -27,7 +27,7 @@ type shard[K comparable, V any] struct {
 	_ [64]byte // keep neighbouring shards off this one's cache lines
 }
 
-// table is a hash table of immutable chains. A writer replaces a bucket's
+// table is a hash table of copy-on-write chains. A writer replaces a bucket's
 // chain (copying the part before a change) and grows by building a new
 // table, so a reader holding an old table or chain always sees a consistent
 // one.
@@ -36,10 +36,18 @@ type table[K comparable, V any] struct {
 	mask    uint64
 }
 
+// link is one chain element. Only n changes after it is published: a Set
+// on a present key swaps the node in place.
 type link[K comparable, V any] struct {
 	hash uint64
-	n    *node[K, V]
+	n    atomic.Pointer[node[K, V]]
 	next *link[K, V]
+}
+
+func newLink[K comparable, V any](h uint64, n *node[K, V], next *link[K, V]) *link[K, V] {
+	l := &link[K, V]{hash: h, next: next}
+	l.n.Store(n)
+	return l
 }
 
 func newTable[K comparable, V any](size int) *table[K, V] {
@@ -50,8 +58,10 @@ func newTable[K comparable, V any](size int) *table[K, V] {
 func (s *shard[K, V]) find(h uint64, key K) *node[K, V] {
 	t := s.tab.Load()
 	for l := t.buckets[h&t.mask].Load(); l != nil; l = l.next {
-		if l.hash == h && l.n.key == key {
-			return l.n
+		if l.hash == h {
+			if n := l.n.Load(); n.key == key {
+				return n
+			}
 		}
 	}
 	return nil
@@ -104,10 +114,15 @@ func (s *shard[K, V]) linkLocked(n, old *node[K, V]) {
 	t := s.tab.Load()
 	b := &t.buckets[n.hash&t.mask]
 	if old != nil {
-		b.Store(without(b.Load(), old, &link[K, V]{hash: n.hash, n: n}))
+		for l := b.Load(); l != nil; l = l.next {
+			if l.n.Load() == old {
+				l.n.Store(n)
+				break
+			}
+		}
 		s.bytes -= old.cost
 	} else {
-		b.Store(&link[K, V]{hash: n.hash, n: n, next: b.Load()})
+		b.Store(newLink(n.hash, n, b.Load()))
 		s.count++
 		if s.count > len(t.buckets) {
 			s.grow(t)
@@ -117,21 +132,17 @@ func (s *shard[K, V]) linkLocked(n, old *node[K, V]) {
 	s.lru.Add(n.key, n)
 }
 
-// without returns the chain head with the link for n replaced by repl
-// (which may be nil to drop it). Links after n are shared, links before it
-// copied.
-func without[K comparable, V any](head *link[K, V], n *node[K, V], repl *link[K, V]) *link[K, V] {
+// without returns the chain head without the link for n. Links after it
+// are shared, links before it copied, so readers of the old chain are
+// undisturbed.
+func without[K comparable, V any](head *link[K, V], n *node[K, V]) *link[K, V] {
 	if head == nil {
 		return nil
 	}
-	if head.n == n {
-		if repl == nil {
-			return head.next
-		}
-		repl.next = head.next
-		return repl
+	if head.n.Load() == n {
+		return head.next
 	}
-	return &link[K, V]{hash: head.hash, n: head.n, next: without(head.next, n, repl)}
+	return newLink(head.hash, head.n.Load(), without(head.next, n))
 }
 
 // grow doubles the table.
@@ -140,7 +151,7 @@ func (s *shard[K, V]) grow(old *table[K, V]) {
 	for i := range old.buckets {
 		for l := old.buckets[i].Load(); l != nil; l = l.next {
 			b := &t.buckets[l.hash&t.mask]
-			b.Store(&link[K, V]{hash: l.hash, n: l.n, next: b.Load()})
+			b.Store(newLink(l.hash, l.n.Load(), b.Load()))
 		}
 	}
 	s.tab.Store(t)
@@ -151,7 +162,7 @@ func (s *shard[K, V]) grow(old *table[K, V]) {
 func (s *shard[K, V]) removeLocked(n *node[K, V]) {
 	t := s.tab.Load()
 	b := &t.buckets[n.hash&t.mask]
-	b.Store(without(b.Load(), n, nil))
+	b.Store(without(b.Load(), n))
 	s.lru.Remove(n.key)
 	s.count--
 	s.bytes -= n.cost
