@@ -40,6 +40,13 @@ type Options struct {
 	// "replicapin"). Required.
 	Key []byte
 
+	// PreviousKeys are keys that Key replaced, newest first; default none.
+	// Pins sealed with them are still honoured, so a key rotation rolling
+	// across the instances keeps clients pinned, while new pins are always
+	// sealed with Key. A key can be dropped MaxPin after the last instance
+	// stopped sealing with it. Each must be at least 32 bytes.
+	PreviousKeys [][]byte
+
 	// Cookie sets the pin cookie's name and attributes.
 	Cookie CookieOptions
 
@@ -160,6 +167,11 @@ func New(primary *sql.DB, replicas []*sql.DB, opts Options) (*DB, error) {
 	if len(opts.Key) < 32 {
 		return nil, errors.New("replicapin: New: Key must be at least 32 bytes; use sharednothing.DeriveKey")
 	}
+	for _, k := range opts.PreviousKeys {
+		if len(k) < 32 {
+			return nil, errors.New("replicapin: New: every PreviousKeys key must be at least 32 bytes")
+		}
+	}
 	if opts.MaxPin < 0 || opts.PollInterval < 0 || opts.PollTimeout < 0 {
 		return nil, errors.New("replicapin: New: negative MaxPin, PollInterval or PollTimeout")
 	}
@@ -193,7 +205,7 @@ func New(primary *sql.DB, replicas []*sql.DB, opts Options) (*DB, error) {
 	db := &DB{
 		primary:      primary,
 		positions:    opts.Positions,
-		seal:         newSealer(opts.Key, c.Name),
+		seal:         newSealer(c.Name, append([][]byte{opts.Key}, opts.PreviousKeys...)...),
 		cookie:       c,
 		writeMethods: opts.WriteMethods,
 		maxPin:       opts.MaxPin,

@@ -47,7 +47,7 @@ type Pin struct {
 
 // SealPin seals p as the value of a pin cookie called name, with key.
 func SealPin(key []byte, name string, p Pin) string {
-	s := newSealer(key, name)
+	s := newSealer(name, key)
 	return s.seal(pin{pos: p.Pos, unknown: p.Unknown, expires: p.Expires.UnixMilli()})
 }
 

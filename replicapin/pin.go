@@ -58,10 +58,11 @@ var sealedLen = base64.RawURLEncoding.EncodedLen(payloadLen + macLen)
 
 var errBadPin = errors.New("replicapin: invalid pin cookie")
 
-// sealer signs and checks pin cookies with one key, for one cookie name.
+// sealer signs pin cookies with its first key and accepts those signed
+// with any of its keys, for one cookie name.
 type sealer struct {
-	prefix []byte    // the cookie name and a zero byte, MACed first
-	macs   sync.Pool // of *macState, keyed with the key
+	prefix []byte       // the cookie name and a zero byte, MACed first
+	macs   []*sync.Pool // of *macState, one per key, newest first
 }
 
 // macState is a keyed HMAC and buffers it can write from and to without
@@ -72,22 +73,24 @@ type macState struct {
 	out [sha256.Size]byte
 }
 
-func newSealer(key []byte, name string) *sealer {
-	key = append([]byte(nil), key...)
+func newSealer(name string, keys ...[]byte) *sealer {
 	s := &sealer{prefix: append([]byte(name), 0)}
-	s.macs.New = func() any { return &macState{h: hmac.New(sha256.New, key)} }
+	for _, key := range keys {
+		key = append([]byte(nil), key...)
+		s.macs = append(s.macs, &sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, key)} }})
+	}
 	return s
 }
 
-// mac writes the MAC of payload to dst.
-func (s *sealer) mac(dst, payload []byte) {
-	m := s.macs.Get().(*macState)
+// mac writes the MAC of payload under key k to dst.
+func (s *sealer) mac(k int, dst, payload []byte) {
+	m := s.macs[k].Get().(*macState)
 	copy(m.in[:], payload)
 	m.h.Reset()
 	m.h.Write(s.prefix)
 	m.h.Write(m.in[:])
 	copy(dst, m.h.Sum(m.out[:0]))
-	s.macs.Put(m)
+	s.macs[k].Put(m)
 }
 
 // seal returns p as a cookie value.
@@ -100,7 +103,7 @@ func (s *sealer) seal(p pin) string {
 	binary.BigEndian.PutUint32(b[2:], p.pos.Timeline)
 	binary.BigEndian.PutUint64(b[6:], p.pos.Offset)
 	binary.BigEndian.PutUint64(b[14:], uint64(p.expires))
-	s.mac(b[payloadLen:], b[:payloadLen])
+	s.mac(0, b[payloadLen:], b[:payloadLen])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
@@ -115,9 +118,7 @@ func (s *sealer) open(v string, now, maxExpires int64) (pin, error) {
 	if n, err := base64.RawURLEncoding.Decode(b[:], []byte(v)); err != nil || n != len(b) {
 		return pin{}, errBadPin
 	}
-	var mac [macLen]byte
-	s.mac(mac[:], b[:payloadLen])
-	if !hmac.Equal(b[payloadLen:], mac[:]) {
+	if !s.verify(b[:payloadLen], b[payloadLen:]) {
 		return pin{}, errBadPin
 	}
 	if b[0] != pinVersion || b[1]&^flagUnknown != 0 {
@@ -136,4 +137,16 @@ func (s *sealer) open(v string, now, maxExpires int64) (pin, error) {
 	}
 	p.expires = min(p.expires, maxExpires)
 	return p, nil
+}
+
+// verify reports whether mac is payload's MAC under one of the keys.
+func (s *sealer) verify(payload, mac []byte) bool {
+	var want [macLen]byte
+	for k := range s.macs {
+		s.mac(k, want[:], payload)
+		if hmac.Equal(mac, want[:]) {
+			return true
+		}
+	}
+	return false
 }

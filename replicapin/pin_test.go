@@ -65,7 +65,7 @@ func FuzzParseLSN(f *testing.F) {
 var testKey = bytes.Repeat([]byte("k"), 32)
 
 func TestSealOpen(t *testing.T) {
-	s := newSealer(testKey, "_pin")
+	s := newSealer("_pin", testKey)
 	p := pin{pos: Position{Timeline: 3, Offset: 0x16_B374D848}, expires: 2_000}
 	v := s.seal(p)
 	if len(v) != sealedLen || sealedLen != 51 {
@@ -90,8 +90,8 @@ func TestSealOpen(t *testing.T) {
 		b[i] ^= 1
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
-	other := newSealer(bytes.Repeat([]byte("x"), 32), "_pin")
-	otherName := newSealer(testKey, "_other")
+	other := newSealer("_pin", bytes.Repeat([]byte("x"), 32))
+	otherName := newSealer("_other", testKey)
 	bad := []struct {
 		name, v string
 		now     int64
@@ -123,7 +123,7 @@ func TestSealOpen(t *testing.T) {
 }
 
 func FuzzOpenPin(f *testing.F) {
-	s := newSealer(testKey, "_pin")
+	s := newSealer("_pin", testKey)
 	f.Add(s.seal(pin{pos: Position{Timeline: 1, Offset: 42}, expires: 5_000}))
 	f.Add(s.seal(pin{unknown: true, expires: 5_000}))
 	f.Add("")

@@ -460,6 +460,7 @@ func TestNewErrors(t *testing.T) {
 		{"nil primary", nil, nil, replicapin.Options{Key: testKey}},
 		{"no key", p, nil, replicapin.Options{}},
 		{"short key", p, nil, replicapin.Options{Key: testKey[:31]}},
+		{"short previous key", p, nil, replicapin.Options{Key: testKey, PreviousKeys: [][]byte{testKey[:31]}}},
 		{"nil replica", p, []*sql.DB{r, nil}, replicapin.Options{Key: testKey}},
 		{"replica twice", p, []*sql.DB{r, r}, replicapin.Options{Key: testKey}},
 		{"primary as replica", p, []*sql.DB{p}, replicapin.Options{Key: testKey}},
@@ -613,5 +614,45 @@ func TestTwoDBs(t *testing.T) {
 	}
 	if len(names) != 1 || names[0] != "_pin" {
 		t.Errorf("cookies set: %v, want only _pin", names)
+	}
+}
+
+// TestKeyRotation: pins sealed with a previous key are honoured, and a new
+// write reseals the pin with the current key; without the previous key
+// they are ignored.
+func TestKeyRotation(t *testing.T) {
+	oldKey := []byte(strings.Repeat("o", 32))
+	newKey := []byte(strings.Repeat("n", 32))
+	tests := []struct {
+		name     string
+		previous [][]byte
+		wantFrom string
+	}{
+		{"previous key listed", [][]byte{[]byte(strings.Repeat("p", 32)), oldKey}, "primary"},
+		{"previous key dropped", nil, "replica-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newFake(t, 1, replicapin.Options{Key: newKey, PreviousKeys: tt.previous})
+			old := replicapin.SealPin(oldKey, "_pin", replicapin.Pin{
+				Pos: replicapin.Position{Timeline: 1, Offset: 3000}, Expires: s.now.Add(time.Second)})
+			if got := body(serveHTTP(s.readHandler(), "GET", old)); got != tt.wantFrom {
+				t.Errorf("read with an old-key pin from %s, want %s", got, tt.wantFrom)
+			}
+			c := pinCookieOf(serveHTTP(s.readHandler(), "POST", old))
+			if c == nil {
+				t.Fatal("POST set no pin")
+			}
+			p, err := s.db.OpenPin(c.Value, s.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Value != replicapin.SealPin(newKey, "_pin", p) {
+				t.Error("new pin not sealed with Key")
+			}
+			if want := map[bool]uint64{true: 3000, false: 1000}[tt.previous != nil]; p.Pos.Offset != want {
+				t.Errorf("pin offset %d, want %d (merged with the old pin only if it was honoured)", p.Pos.Offset, want)
+			}
+		})
 	}
 }
