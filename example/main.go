@@ -205,6 +205,7 @@ func run(ctx context.Context, c config) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Printf("serving on http://%s/ (database: %s, %d replica(s), uploads in %s)", ln.Addr(), dialect, len(c.replicaURLs), uploads)
+	fmt.Printf("\n  Open http://%s/ in your browser. Ctrl-C stops it.\n\n", ln.Addr())
 
 	select {
 	case err := <-errc:

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute) // a cold build cache compiles SQLite
 	start := time.Now()
 	cluster, clusterErr = stack.Start(ctx, stack.Options{Instances: 3, ReplicaDelay: replicaDelay})
 	startTook = time.Since(start)
