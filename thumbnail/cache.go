@@ -180,11 +180,3 @@ func (d *diskCache) trim() error {
 	d.used = total
 	return errors.Join(errs...)
 }
-
-func statDir(dir string) (bool, error) {
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return false, err
-	}
-	return fi.IsDir(), nil
-}

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"log"
@@ -93,7 +94,8 @@ type Handler struct {
 	disk    *diskCache
 	q       *queue
 	flights flights
-	bufs    sync.Pool
+	bufs    sync.Pool // *bytes.Buffer for source bytes
+	macs    sync.Pool // hash.Hash keyed with Options.Key
 
 	renders      atomic.Int64 // renders started, for tests
 	beforeRender func()       // test hook, called holding a queue slot
@@ -123,10 +125,9 @@ func New(opts Options) (*Handler, error) {
 	if opts.Key != nil && len(opts.Key) < 32 {
 		return nil, errors.New("thumbnail: Options.Key must be at least 32 bytes")
 	}
-	if d, ok := opts.Source.(Dir); ok {
-		fi, err := statDir(string(d))
-		if err != nil || !fi {
-			return nil, fmt.Errorf("thumbnail: Dir %q is not a readable directory", string(d))
+	if d, ok := opts.Source.(*dir); ok {
+		if _, err := d.open(); err != nil {
+			return nil, fmt.Errorf("thumbnail: Dir: %w", err)
 		}
 	}
 	opts.Prefix = strings.TrimRight(opts.Prefix, "/")
@@ -229,24 +230,50 @@ func (h *Handler) PresetURL(preset, name string) string {
 
 func escapePath(name string) string { return (&url.URL{Path: name}).EscapedPath() }
 
-func (h *Handler) sign(canon, name string) string {
-	m := hmac.New(sha256.New, h.opts.Key)
-	m.Write([]byte(canon))
-	m.Write([]byte{'/'})
-	m.Write([]byte(name))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+// mac returns HMAC-SHA256(Key, canon + "/" + name) appended to dst.
+func (h *Handler) mac(dst []byte, canon, name string) []byte {
+	m, _ := h.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, h.opts.Key)
+	}
+	m.Reset()
+	io.WriteString(m, canon)
+	io.WriteString(m, "/")
+	io.WriteString(m, name)
+	dst = m.Sum(dst)
+	h.macs.Put(m)
+	return dst
 }
 
+func (h *Handler) sign(canon, name string) string {
+	return base64.RawURLEncoding.EncodeToString(h.mac(nil, canon, name))
+}
+
+// verify checks sig in constant time.
 func (h *Handler) verify(canon, name, sig string) bool {
-	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil {
+	var got, want [sha256.Size]byte
+	if base64.RawURLEncoding.DecodedLen(len(sig)) != len(got) {
 		return false
 	}
-	m := hmac.New(sha256.New, h.opts.Key)
-	m.Write([]byte(canon))
-	m.Write([]byte{'/'})
-	m.Write([]byte(name))
-	return hmac.Equal(got, m.Sum(nil))
+	if _, err := base64.RawURLEncoding.Decode(got[:], []byte(sig)); err != nil {
+		return false
+	}
+	return hmac.Equal(got[:], h.mac(want[:0], canon, name))
+}
+
+// queryParam returns the first value of the query parameter key, unescaped,
+// without building the whole url.Values map.
+func queryParam(rawQuery, key string) string {
+	for q := range strings.SplitSeq(rawQuery, "&") {
+		k, v, _ := strings.Cut(q, "=")
+		if k == key {
+			if u, err := url.QueryUnescape(v); err == nil {
+				return u
+			}
+			return ""
+		}
+	}
+	return ""
 }
 
 // checkName rejects image paths that could mean something other than a
@@ -296,7 +323,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, http.StatusForbidden, ErrNoKey)
 			return
 		}
-		if !h.verify(canon, name, r.URL.Query().Get("s")) {
+		if !h.verify(canon, name, queryParam(r.URL.RawQuery, "s")) {
 			h.fail(w, r, http.StatusForbidden, fmt.Errorf("%w for %s/%s", ErrBadSignature, canon, name))
 			return
 		}
@@ -317,30 +344,54 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	key := info.Version + "\x00" + canon + "\x00" + name
 	etag := etagFor(key)
+	// Header keys are canonical already: assigning skips re-canonicalising.
 	hdr := w.Header()
 	if preset {
-		hdr.Set("Cache-Control", "public, max-age=3600")
+		hdr["Cache-Control"] = cacheControlPreset
 	} else {
-		hdr.Set("Cache-Control", "public, max-age=31536000, immutable")
+		hdr["Cache-Control"] = cacheControlSigned
 	}
-	hdr.Set("ETag", etag)
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
-		if !info.ModTime.IsZero() {
-			hdr.Set("Last-Modified", info.ModTime.UTC().Format(http.TimeFormat))
-		}
+	hdr["Etag"] = []string{etag}
+	if !info.ModTime.IsZero() {
+		hdr["Last-Modified"] = []string{info.ModTime.UTC().Format(http.TimeFormat)}
+	}
+	if notModified(r, etag, info.ModTime) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	e, err := h.lookupOrRender(r, key, etag, name, sp)
 	if err != nil {
-		hdr.Del("ETag")
-		hdr.Del("Cache-Control")
+		delete(hdr, "Etag")
+		delete(hdr, "Last-Modified")
 		h.fail(w, r, statusOf(err), err)
 		return
 	}
-	hdr.Set("Content-Type", e.contentType)
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	http.ServeContent(w, r, "", e.modTime, bytes.NewReader(e.body))
+	hdr["Content-Type"] = []string{e.contentType}
+	hdr["Content-Length"] = []string{strconv.Itoa(len(e.body))}
+	hdr["X-Content-Type-Options"] = nosniff
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(e.body)
+	}
+}
+
+var (
+	cacheControlSigned = []string{"public, max-age=31536000, immutable"}
+	cacheControlPreset = []string{"public, max-age=3600"}
+	nosniff            = []string{"nosniff"}
+)
+
+// notModified evaluates If-None-Match, or If-Modified-Since when there is
+// no If-None-Match (RFC 9110, section 13.2.2).
+func notModified(r *http.Request, etag string, modTime time.Time) bool {
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		return etagMatch(inm, etag)
+	}
+	if ims := r.Header.Get("If-Modified-Since"); ims != "" && !modTime.IsZero() {
+		t, err := http.ParseTime(ims)
+		return err == nil && !modTime.Truncate(time.Second).After(t)
+	}
+	return false
 }
 
 // lookupOrRender returns the cached thumbnail or renders it, once per key

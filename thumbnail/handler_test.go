@@ -267,6 +267,16 @@ func TestCachingHeaders(t *testing.T) {
 	if r := get(h, "GET", u, "If-None-Match", `"other"`); r.StatusCode != 200 {
 		t.Errorf("If-None-Match other: got %d, want 200", r.StatusCode)
 	}
+	lm := resp.Header.Get("Last-Modified")
+	if r := get(h, "GET", u, "If-Modified-Since", lm); r.StatusCode != 304 {
+		t.Errorf("If-Modified-Since Last-Modified: got %d, want 304", r.StatusCode)
+	}
+	if r := get(h, "GET", u, "If-Modified-Since", "Mon, 02 Jan 2006 15:04:05 GMT"); r.StatusCode != 200 {
+		t.Errorf("If-Modified-Since long ago: got %d, want 200", r.StatusCode)
+	}
+	if r := get(h, "GET", u, "If-Modified-Since", lm, "If-None-Match", `"other"`); r.StatusCode != 200 {
+		t.Errorf("If-None-Match mismatch overrides If-Modified-Since: got %d, want 200", r.StatusCode)
+	}
 	if r := get(h, "HEAD", u, "If-None-Match", etag); r.StatusCode != 304 {
 		t.Errorf("HEAD If-None-Match: got %d, want 304", r.StatusCode)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -45,40 +46,57 @@ type Info struct {
 // ErrOriginTimeout reports that a source did not answer in time (504).
 var ErrOriginTimeout = errors.New("thumbnail: origin timed out")
 
-// Dir is a [Source] over a directory of the local file system, in the manner
-// of [http.Dir]. Names are resolved with [os.OpenInRoot], so no name, ".."
-// or symbolic link can reach outside the directory.
-type Dir string
+// Dir returns a [Source] over the directory at path on the local file
+// system. Names are resolved inside an [os.Root], so no name, ".." or
+// symbolic link can reach outside the directory. The directory is opened
+// once, on first use (or by [New]), and stays open.
+func Dir(path string) Source { return &dir{path: path} }
 
-// Stat implements [Source].
-func (d Dir) Stat(ctx context.Context, name string) (Info, error) {
-	f, err := os.OpenInRoot(string(d), name)
-	if err != nil {
-		return Info{}, notExist(err)
-	}
-	defer f.Close()
-	return fileInfo(f)
+type dir struct {
+	path string
+	once sync.Once
+	root *os.Root
+	err  error
 }
 
-// Open implements [Source].
-func (d Dir) Open(ctx context.Context, name string) (io.ReadCloser, Info, error) {
-	f, err := os.OpenInRoot(string(d), name)
-	if err != nil {
-		return nil, Info{}, notExist(err)
-	}
-	info, err := fileInfo(f)
-	if err != nil {
-		f.Close()
-		return nil, Info{}, err
-	}
-	return f, info, nil
+func (d *dir) open() (*os.Root, error) {
+	d.once.Do(func() { d.root, d.err = os.OpenRoot(d.path) })
+	return d.root, d.err
 }
 
-func fileInfo(f *os.File) (Info, error) {
-	st, err := f.Stat()
+func (d *dir) Stat(ctx context.Context, name string) (Info, error) {
+	root, err := d.open()
 	if err != nil {
 		return Info{}, err
 	}
+	st, err := root.Stat(name)
+	if err != nil {
+		return Info{}, notExist(err)
+	}
+	return statInfo(st)
+}
+
+func (d *dir) Open(ctx context.Context, name string) (io.ReadCloser, Info, error) {
+	root, err := d.open()
+	if err != nil {
+		return nil, Info{}, err
+	}
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, Info{}, notExist(err)
+	}
+	st, err := f.Stat()
+	if err == nil {
+		var info Info
+		if info, err = statInfo(st); err == nil {
+			return f, info, nil
+		}
+	}
+	f.Close()
+	return nil, Info{}, err
+}
+
+func statInfo(st fs.FileInfo) (Info, error) {
 	if !st.Mode().IsRegular() {
 		return Info{}, fmt.Errorf("%s: not a regular file: %w", st.Name(), fs.ErrNotExist)
 	}
