@@ -189,7 +189,7 @@ func NginxPath() (string, error) {
 
 // nginxConf round-robins between the instances. Idempotent requests that
 // meet a dead instance (refused connection, timeout, 502, 503) move on to
-// the next one; max_fails=0 keeps an instance in the rotation however often
+// the next one (thumbnails not on 503, which there means "overloaded"); max_fails=0 keeps an instance in the rotation however often
 // it fails, so a 503 under load never takes an instance out for everyone.
 // There are no upstream keepalive connections: with a fresh connection per
 // request, a killed instance shows up as a refused connect, which nginx
@@ -224,6 +224,18 @@ http {
 			proxy_next_upstream_tries 3;
 			proxy_next_upstream_timeout 5s;
 			proxy_request_buffering on;
+		}
+		# An instance's 503 for thumbnails means its render queue is full:
+		# pass it (with its Retry-After) to the client instead of pushing
+		# the overload onto the other instances.
+		location /thumbs/ {
+			proxy_pass http://app;
+			proxy_http_version 1.1;
+			proxy_set_header Host $http_host;
+			proxy_connect_timeout 1s;
+			proxy_read_timeout 30s;
+			proxy_next_upstream error timeout http_502;
+			proxy_next_upstream_tries 3;
 		}
 	}
 }
