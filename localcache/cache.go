@@ -245,13 +245,16 @@ func (c *Cache[K, V]) now() int64 {
 	return int64(time.Since(c.base)) + 1
 }
 
+// hash hashes a key with the map hasher for K.
+func (c *Cache[K, V]) hash(key K) uint64 { return maphash.Comparable(c.seed, key) }
+
 func (c *Cache[K, V]) shardFor(h uint64) *shard[K, V] {
 	return &c.shards[(h>>c.shift)&uint64(len(c.shards)-1)]
 }
 
 // Get returns the value for key and whether it was there and fresh.
 func (c *Cache[K, V]) Get(key K) (V, bool) {
-	h := maphash.Comparable(c.seed, key)
+	h := c.hash(key)
 	s := c.shardFor(h)
 	n := s.find(h, key)
 	if n == nil || n.err != nil {
@@ -298,9 +301,12 @@ func (c *Cache[K, V]) SetWithTTL(key K, value V, ttl time.Duration) {
 // put stores n, evicting as needed, then runs OnEvict for what left.
 // If expect is non-nil, n is stored only if expect is still there.
 func (c *Cache[K, V]) put(n, expect *node[K, V]) {
-	n.hash = maphash.Comparable(c.seed, n.key)
+	n.hash = c.hash(n.key)
 	s := c.shardFor(n.hash)
-	now := c.now()
+	var now int64 // only to tell expired evictions from others
+	if n.expires != 0 || c.coarse.Load() || c.nowFn != nil {
+		now = c.now()
+	}
 	var out []evictee[K, V]
 	s.mu.Lock()
 	old := s.find(n.hash, n.key)
@@ -362,7 +368,7 @@ func (c *Cache[K, V]) evictElsewhere(own *shard[K, V], now int64) (evictee[K, V]
 
 // Delete removes key, calling OnEvict with [Deleted] if it was there.
 func (c *Cache[K, V]) Delete(key K) {
-	h := maphash.Comparable(c.seed, key)
+	h := c.hash(key)
 	s := c.shardFor(h)
 	s.mu.Lock()
 	n := s.findLocked(h, key)

@@ -3,7 +3,6 @@ package localcache
 import (
 	"context"
 	"errors"
-	"hash/maphash"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -12,7 +11,7 @@ import (
 
 // waiters returns how many GetOrLoad calls wait on key's load.
 func (c *Cache[K, V]) waiters(key K) int {
-	s := c.shardFor(maphash.Comparable(c.seed, key))
+	s := c.shardFor(c.hash(key))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cl := s.calls[key]; cl != nil {

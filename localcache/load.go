@@ -3,7 +3,6 @@ package localcache
 import (
 	"context"
 	"fmt"
-	"hash/maphash"
 	"runtime/debug"
 	"time"
 )
@@ -32,7 +31,7 @@ type call[V any] struct {
 // that expired less than that long ago is returned at once while one
 // background call of loader refreshes it.
 func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, loader func(ctx context.Context, key K) (V, error)) (V, error) {
-	h := maphash.Comparable(c.seed, key)
+	h := c.hash(key)
 	s := c.shardFor(h)
 	if n := s.find(h, key); n != nil {
 		if n.expires == 0 {
