@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func TestPSNRAgainstReference(t *testing.T) {
 		data  []byte
 		specs []Spec
 	}{
-		{"jpeg 640x480 box", encodeJPEG(t, photo(640, 480), 90), []Spec{{Width: 120, Height: 120}, {Width: 120, Height: 120, Mode: Fill}, {Width: 100}}},
+		{"jpeg 640x480 box", encodeJPEG(t, photo(640, 480), 90), []Spec{{Width: 120, Height: 120}, {Width: 120, Height: 120, Mode: Fill}, {Width: 100}, {Width: 164, Height: 164}}},
 		{"jpeg 1000x750 dc", jpeg4x3, []Spec{{Width: 64, Height: 64}, {Width: 64, Height: 64, Mode: Fill}, {Height: 50}}},
 		{"jpeg 803x601 odd", encodeJPEG(t, photo(803, 601), 90), []Spec{{Width: 40, Height: 120, Mode: Fill}, {Width: 80}}},
 		{"jpeg exif 6", withEXIF(jpeg4x3, 6), []Spec{{Width: 64, Height: 64}, {Width: 100, Height: 60, Mode: Fill}}},
@@ -124,10 +125,13 @@ func TestPSNRAgainstReference(t *testing.T) {
 // 256 px thumbnail (fit and fill) against the reference pipeline.
 func BenchmarkRender12MP(b *testing.B) {
 	data := big12MP(b)
-	for _, sp := range []Spec{{Width: 256, Height: 256}, {Width: 256, Height: 256, Mode: Fill}} {
+	for _, sp := range []Spec{{Width: 256, Height: 256}, {Width: 256, Height: 256, Mode: Fill}, {Width: 1024, Height: 1024}} {
 		mode := "fit"
 		if sp.Mode == Fill {
 			mode = "fill"
+		}
+		if sp.Width != 256 {
+			mode += strconv.Itoa(sp.Width)
 		}
 		b.Run(mode+"/ours", func(b *testing.B) {
 			b.ReportAllocs()
@@ -189,58 +193,56 @@ func BenchmarkCacheHit(b *testing.B) {
 }
 
 // BenchmarkPeakHeap32 sends 32 concurrent requests for distinct thumbnails
-// of 12 MP JPEGs (so nothing coalesces or hits the cache) and reports the
-// peak heap in use, sampled every millisecond.
+// of a 12 MP JPEG (so nothing coalesces or hits the cache) and reports the
+// peak heap in use, sampled every millisecond. At 256 px renders take the
+// 1/8-scale DC decode; at 1024 px they decode the full image.
 func BenchmarkPeakHeap32(b *testing.B) {
 	dir := b.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "big.jpg"), big12MP(b), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	h := newHandler(b, Options{Source: Dir(dir), CacheBytes: -1})
-	runtime.GC()
-	var peak uint64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		var ms runtime.MemStats
-		t := time.NewTicker(time.Millisecond)
-		defer t.Stop()
-		for {
-			runtime.ReadMemStats(&ms)
-			peak = max(peak, ms.HeapInuse)
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	n := 0
-	for b.Loop() {
-		var wg sync.WaitGroup
-		for i := 0; i < 32; i++ {
-			u := h.URL("big.jpg", Spec{Width: 200 + n*32 + i})
-			wg.Go(func() {
-				if r := get(h, "GET", u); r.StatusCode != 200 {
-					b.Error(r.Status)
+	for _, size := range []int{256, 1024} {
+		b.Run(fmt.Sprintf("%dpx", size), func(b *testing.B) {
+			// A long QueueTimeout: this measures memory, not the 503 path.
+			h := newHandler(b, Options{Source: Dir(dir), CacheBytes: -1, QueueTimeout: 10 * time.Minute})
+			runtime.GC()
+			var peak uint64
+			stop := make(chan struct{})
+			sampled := make(chan struct{})
+			go func() {
+				defer close(sampled)
+				var ms runtime.MemStats
+				t := time.NewTicker(time.Millisecond)
+				defer t.Stop()
+				for {
+					runtime.ReadMemStats(&ms)
+					peak = max(peak, ms.HeapInuse)
+					select {
+					case <-stop:
+						return
+					case <-t.C:
+					}
 				}
-			})
-		}
-		wg.Wait()
-		n++
+			}()
+			n := 0
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for i := 0; i < 32; i++ {
+					u := h.URL("big.jpg", Spec{Width: size + n*32 + i})
+					wg.Go(func() {
+						if r := get(h, "GET", u); r.StatusCode != 200 {
+							b.Error(r.Status)
+						}
+					})
+				}
+				wg.Wait()
+				n++
+			}
+			close(stop)
+			<-sampled
+			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+		})
 	}
-	close(stop)
-	<-sampled
-	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
-}
-
-func gifOf(t testing.TB, m image.Image) []byte {
-	var b bytes.Buffer
-	if err := gif.Encode(&b, m, nil); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
 }
 
 // discardWriter is a ResponseWriter that keeps the status and drops the
@@ -253,3 +255,11 @@ type discardWriter struct {
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+func gifOf(t testing.TB, m image.Image) []byte {
+	var b bytes.Buffer
+	if err := gif.Encode(&b, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}

@@ -77,7 +77,7 @@ func makePlan(b image.Rectangle, orientation int, sp Spec, maxDim int) (plan, er
 }
 
 // thumb resamples img to the plan: an integer box pre-shrink on the decoded
-// pixels (YCbCr planes for JPEG) to at least twice the target, then Lanczos
+// pixels (YCbCr planes for JPEG) to about twice the target, then Lanczos
 // on the small image, then EXIF orientation.
 func thumb(img image.Image, p plan, orientation int) *image.NRGBA {
 	src := img
@@ -90,7 +90,9 @@ func thumb(img image.Image, p plan, orientation int) *image.NRGBA {
 			src = imaging.Crop(img, p.crop)
 		}
 	}
-	k := min(p.crop.Dx()/(2*p.tw), p.crop.Dy()/(2*p.th))
+	// Box-shrink by the largest integer k that leaves about twice the target
+	// (at least 1.8×) for the Lanczos pass.
+	k := int(min(float64(p.crop.Dx())/float64(p.tw), float64(p.crop.Dy())/float64(p.th)) / 1.8)
 	if k >= 2 {
 		src = boxShrink(src, k)
 	}
