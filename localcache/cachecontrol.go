@@ -11,8 +11,8 @@ import (
 // acts on. A directive with a field list (private="Set-Cookie") counts as the
 // unqualified one, which is the conservative reading.
 type directives struct {
-	noStore, noCache, private, public, mustRevalidate bool
-	maxAge, sMaxAge                                   time.Duration // -1: absent
+	noStore, noCache, private, public bool
+	maxAge, sMaxAge                   time.Duration // -1: absent
 }
 
 // parseCacheControl parses every Cache-Control line of h. Unknown
@@ -37,8 +37,6 @@ func parseCacheControl(h http.Header) directives {
 				d.private = true
 			case "public":
 				d.public = true
-			case "must-revalidate", "proxy-revalidate":
-				d.mustRevalidate = true
 			case "max-age", "s-maxage":
 				secs, err := strconv.ParseUint(value, 10, 32)
 				p := &d.maxAge

@@ -453,7 +453,7 @@ func (rc *ResponseCache) storable(r *http.Request, status int, h http.Header) (*
 	if d.noStore || d.noCache || d.private {
 		return nil, nil
 	}
-	authOK := d.public || d.sMaxAge >= 0 || d.mustRevalidate
+	authOK := d.public || d.sMaxAge >= 0
 	if r.Header.Get("Authorization") != "" && !authOK {
 		return nil, nil
 	}

@@ -455,3 +455,14 @@ func TestNewResponseCacheRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestMustRevalidateDoesNotShareAuthorized(t *testing.T) {
+	rc := newRC(t, localcache.ResponseOptions{})
+	o := &origin{header: map[string]string{"Cache-Control": "must-revalidate, max-age=60"}}
+	h := rc.Handler(o)
+	do(h, "GET", "http://example.com/acct", "Authorization", "Bearer alice")
+	res := do(h, "GET", "http://example.com/acct", "Authorization", "Bearer bob")
+	if got := res.Header.Get("X-Cache"); got != "MISS" || o.calls.Load() != 2 {
+		t.Errorf("bob got X-Cache %s after alice (%d handler calls); want his own response", got, o.calls.Load())
+	}
+}
