@@ -95,8 +95,9 @@ type Options struct {
 // CookieOptions sets the pin cookie's name and attributes. The cookie is
 // always HttpOnly; its Max-Age is MaxPin.
 type CookieOptions struct {
-	// Name is the cookie name; default "_pin". A name starting with
-	// "__Host-" needs Path "/", no Domain and Insecure false.
+	// Name is the cookie name; default "_pin". An app with several DBs
+	// (several database clusters) gives each its own name. A name starting
+	// with "__Host-" needs Path "/", no Domain and Insecure false.
 	Name string
 
 	// Path is the cookie's Path; default "/".

@@ -21,7 +21,7 @@
 //
 // When a request writes (calls Writer, or uses a method such as POST), the
 // middleware reads the primary's position once, as the response starts, and
-// sets the pin cookie. The cookie is small (51 bytes), signed with
+// sets the pin cookie. The cookie value is small (51 bytes), signed with
 // HMAC-SHA256, and carries the position, its timeline and an expiry at most
 // MaxPin ahead; there is no shared store, so every app instance with the same
 // key honours it. Reads make no extra round trips: a monitor goroutine per
