@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"sync"
 	"testing"
@@ -100,8 +101,6 @@ func TestOverload(t *testing.T) {
 		req(i)
 		recv(t, waiting, "a render to queue")
 	}
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
 	// The queue is full: more distinct renders are refused at once.
 	for i := 0; i < 5; i++ {
 		r := get(h, "GET", h.URL("photo.jpg", Spec{Width: 100 + i}))
@@ -248,4 +247,32 @@ func TestQueueRace(t *testing.T) {
 	if r, w := q.stats(); r != 0 || w != 0 {
 		t.Errorf("got %d running, %d waiting after all done", r, w)
 	}
+}
+
+// TestLeaderGoneFollowersServed: the request that started a render going
+// away does not fail the requests coalesced onto it.
+func TestLeaderGoneFollowersServed(t *testing.T) {
+	h := newHandler(t, Options{CacheBytes: -1})
+	b := newBlocker(h)
+	joined := make(chan struct{}, 1)
+	h.flights.onJoin = func(string) { joined <- struct{}{} }
+	u := h.URL("photo.jpg", Spec{Width: 33})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	leaderDone := make(chan struct{})
+	go func() {
+		defer close(leaderDone)
+		req := httptest.NewRequest("GET", u, nil).WithContext(ctx)
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}()
+	recv(t, b.started, "the leader's render")
+	follower := make(chan int, 1)
+	go func() { follower <- get(h, "GET", u).StatusCode }()
+	recv(t, joined, "the follower to join")
+	cancel()
+	close(b.release)
+	if s := recv(t, follower, "the follower's response"); s != 200 {
+		t.Errorf("follower: got %d, want 200", s)
+	}
+	recv(t, leaderDone, "the leader to return")
 }
