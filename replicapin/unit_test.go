@@ -656,3 +656,65 @@ func TestKeyRotation(t *testing.T) {
 		})
 	}
 }
+
+// TestReadRetry: Read retries a failed replica read once on the primary,
+// but not a missing row, a failure on the primary, or a cancelled request.
+func TestReadRetry(t *testing.T) {
+	failure := errors.New("connection reset")
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name        string
+		ctx         context.Context
+		replicaErr  error
+		primaryErr  error
+		wantErr     error
+		wantCalls   int
+		wantRetries uint64
+	}{
+		{"replica succeeds", context.Background(), nil, nil, nil, 1, 0},
+		{"replica fails", context.Background(), failure, nil, nil, 2, 1},
+		{"both fail", context.Background(), failure, failure, failure, 2, 1},
+		{"no rows", context.Background(), sql.ErrNoRows, nil, sql.ErrNoRows, 1, 0},
+		{"request cancelled", cancelled, failure, nil, failure, 1, 0},
+		{"primary only, and it fails", replicapin.UsePrimary(context.Background()), nil, failure, failure, 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newFake(t, 1, replicapin.Options{})
+			var calls []*sql.DB
+			err := s.db.Read(tt.ctx, func(q *sql.DB) error {
+				calls = append(calls, q)
+				if q == s.primary {
+					return tt.primaryErr
+				}
+				return tt.replicaErr
+			})
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Errorf("Read = %v, want %v", err, tt.wantErr)
+			}
+			if len(calls) != tt.wantCalls {
+				t.Fatalf("fn called %d times, want %d", len(calls), tt.wantCalls)
+			}
+			if tt.wantCalls == 2 && (calls[0] != s.replicas[0] || calls[1] != s.primary) {
+				t.Error("want the replica first, then the primary")
+			}
+			if got := s.db.Stats().Retries; got != tt.wantRetries {
+				t.Errorf("Retries = %d, want %d", got, tt.wantRetries)
+			}
+		})
+	}
+}
+
+func TestDebugHeaderOffByDefault(t *testing.T) {
+	s := newFake(t, 1, replicapin.Options{})
+	db, err := replicapin.New(s.primary, s.replicas, replicapin.Options{Key: testKey, Positions: s.pos, PollInterval: forever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h := db.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { db.Reader(r.Context()) }))
+	if got := serveHTTP(h, "GET", "").Header.Get("X-Read-From"); got != "" {
+		t.Errorf("X-Read-From = %q without DebugHeader", got)
+	}
+}
