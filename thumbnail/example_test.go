@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/sharednothing/sharednothing"
 	"github.com/sharednothing/sharednothing/thumbnail"
@@ -85,4 +86,29 @@ func ExampleParseSpec() {
 	// Output:
 	// 300x200,fill,png <nil>
 	// thumbnail: bad spec: option "fit" repeats or conflicts with an earlier one
+}
+
+// ExampleOrigin renders thumbnails of images fetched from an HTTP origin.
+func ExampleOrigin() {
+	dir, _ := os.MkdirTemp("", "origin")
+	defer os.RemoveAll(dir)
+	writeJPEG(filepath.Join(dir, "dog.jpg"), 640, 480)
+	origin := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer origin.Close()
+
+	thumbs, err := thumbnail.New(thumbnail.Options{
+		Source: thumbnail.Origin(origin.URL, &http.Client{Timeout: 5 * time.Second}),
+		Key:    sharednothing.DeriveKey([]byte("an application secret of 32+ bytes, shared by every instance"), "thumbnail"),
+	})
+	if err != nil {
+		panic(err)
+	}
+	for _, name := range []string{"dog.jpg", "missing.jpg"} {
+		rec := httptest.NewRecorder()
+		thumbs.ServeHTTP(rec, httptest.NewRequest("GET", thumbs.URL(name, thumbnail.Spec{Width: 100, Height: 100, Mode: thumbnail.Fill, Format: thumbnail.PNG}), nil))
+		fmt.Println(name, rec.Code, rec.Header().Get("Content-Type"))
+	}
+	// Output:
+	// dog.jpg 200 image/png
+	// missing.jpg 404 text/plain; charset=utf-8
 }

@@ -44,7 +44,8 @@ type Options struct {
 	// Prefix is the path the handler is mounted at, such as "/thumbs".
 	// [Handler.URL] puts it in front of the URLs it builds, and ServeHTTP
 	// removes it from request paths that still carry it (chi's Mount leaves
-	// it in place; http.StripPrefix has already removed it). Default "".
+	// it in place; http.StripPrefix has already removed it), so no preset
+	// should be named like the prefix's first element. Default "".
 	Prefix string
 
 	// MaxSourceBytes caps the bytes read from a source (413 beyond it).
