@@ -35,6 +35,12 @@ type Options struct {
 	// Presets are served: there is no unsigned mode.
 	Key []byte
 
+	// PreviousKeys are older (or, while a rotation rolls out, next) keys
+	// whose signatures are still accepted; new URLs are always signed with
+	// Key. They let one handler, with one cache and one render queue, serve
+	// every page linked during a key rotation.
+	PreviousKeys [][]byte
+
 	// Presets are named specs served without a signature, e.g.
 	// {"avatar": {Width: 64, Height: 64, Mode: Fill}} serves
 	// /avatar/{path}. Names are lower-case letters, digits, '-' and '_',
@@ -125,6 +131,14 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.Key != nil && len(opts.Key) < 32 {
 		return nil, errors.New("thumbnail: Options.Key must be at least 32 bytes")
+	}
+	for _, k := range opts.PreviousKeys {
+		if len(k) < 32 {
+			return nil, errors.New("thumbnail: every Options.PreviousKeys entry must be at least 32 bytes")
+		}
+	}
+	if opts.Key == nil && len(opts.PreviousKeys) > 0 {
+		return nil, errors.New("thumbnail: Options.PreviousKeys needs Options.Key")
 	}
 	if d, ok := opts.Source.(*dir); ok {
 		if _, err := d.open(); err != nil {
@@ -259,7 +273,19 @@ func (h *Handler) verify(canon, name, sig string) bool {
 	if _, err := base64.RawURLEncoding.Decode(got[:], []byte(sig)); err != nil {
 		return false
 	}
-	return hmac.Equal(got[:], h.mac(want[:0], canon, name))
+	if hmac.Equal(got[:], h.mac(want[:0], canon, name)) {
+		return true
+	}
+	for _, k := range h.opts.PreviousKeys {
+		m := hmac.New(sha256.New, k)
+		io.WriteString(m, canon)
+		io.WriteString(m, "/")
+		io.WriteString(m, name)
+		if hmac.Equal(got[:], m.Sum(want[:0])) {
+			return true
+		}
+	}
+	return false
 }
 
 // queryParam returns the first value of the query parameter key, unescaped,
