@@ -70,7 +70,9 @@ var contenders = []contender{
 	}},
 }
 
-type ours struct{ c *localcache.Cache[string, int] }
+type ours struct {
+	c *localcache.Cache[string, int]
+}
 
 func (c ours) Get(k string) (int, bool) { return c.c.Get(k) }
 func (c ours) Set(k string, v int)      { c.c.Set(k, v) }
