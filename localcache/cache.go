@@ -279,6 +279,16 @@ func (c *Cache[K, V]) Get(key K) (V, bool) {
 	return n.value, true
 }
 
+// peek returns key's live value without counting a hit or marking it used.
+func (c *Cache[K, V]) peek(key K) (V, bool) {
+	n := c.shardFor(c.hash(key)).find(c.hash(key), key)
+	if n == nil || n.err != nil || (n.expires != 0 && c.now() >= n.expires) {
+		var zero V
+		return zero, false
+	}
+	return n.value, true
+}
+
 // Set stores value under key with the default TTL, replacing any value
 // there.
 func (c *Cache[K, V]) Set(key K, value V) {

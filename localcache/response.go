@@ -180,8 +180,9 @@ func (rc *ResponseCache) Purge(rawURL string) error {
 // PurgeAll removes every stored response.
 func (rc *ResponseCache) PurgeAll() { rc.cache.Purge() }
 
-// Stats returns the counters of the underlying cache; an entry is one URL
-// with all its variants.
+// Stats returns the counters of the underlying cache. An entry is one URL
+// with all its Vary variants, so a hit there can still be an HTTP miss when
+// the variant asked for is not stored; X-Cache tells them apart.
 func (rc *ResponseCache) Stats() Stats { return rc.cache.Stats() }
 
 // makeKey builds the method-independent primary key of a URL, with the
@@ -420,7 +421,7 @@ func (rc *ResponseCache) fetch(w http.ResponseWriter, r *http.Request, next http
 	}
 	vk := variantKey(vary, r.Header)
 	res := &resource{vary: vary, variants: map[string]*response{vk: resp}}
-	if old, ok := rc.cache.Get(key); ok && slices.Equal(old.vary, vary) && len(old.variants) < maxVariants {
+	if old, ok := rc.cache.peek(key); ok && slices.Equal(old.vary, vary) && len(old.variants) < maxVariants {
 		now := rc.now()
 		for k, v := range old.variants {
 			if k != vk && now.Before(v.expires) {
