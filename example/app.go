@@ -51,7 +51,7 @@ type app struct {
 	dialect  string // "postgres" or "sqlite"
 	uploads  string // directory of the uploaded originals
 
-	primary  *sql.DB
+	primary  *sql.DB // writes go here; see pins.Wrote
 	sessions *session.Manager
 	pins     *pins
 	cache    *localcache.ResponseCache
@@ -247,10 +247,11 @@ func (a *app) addNote(w http.ResponseWriter, r *http.Request) {
 		a.render(w, http.StatusBadRequest, "notes", p)
 		return
 	}
-	if err := addNote(ctx, a.pins.Writer(ctx), a.sessions.GetString(ctx, "user"), text); err != nil {
+	if err := addNote(ctx, a.primary, a.sessions.GetString(ctx, "user"), text); err != nil {
 		a.dbFail(w, r, err)
 		return
 	}
+	a.pins.Wrote(ctx)
 	a.sessions.Put(ctx, "flash", "Saved.")
 	http.Redirect(w, r, "/notes", http.StatusSeeOther)
 }
@@ -342,12 +343,13 @@ func (a *app) upload(w http.ResponseWriter, r *http.Request) {
 		title = "photo"
 	}
 	user := a.sessions.GetString(ctx, "user")
-	err = addPhoto(ctx, a.pins.Writer(ctx), photo{Owner: user, File: name, Title: title, Width: cfg.Width, Height: cfg.Height})
+	err = addPhoto(ctx, a.primary, photo{Owner: user, File: name, Title: title, Width: cfg.Width, Height: cfg.Height})
 	if err != nil {
 		os.Remove(filepath.Join(a.uploads, name))
 		a.dbFail(w, r, err)
 		return
 	}
+	a.pins.Wrote(ctx)
 	a.sessions.Put(ctx, "flash", "Photo uploaded.")
 	http.Redirect(w, r, "/photos", http.StatusSeeOther)
 }

@@ -55,12 +55,11 @@ func newPins(primary *sql.DB, replicas []*sql.DB, secrets [][]byte, dialect stri
 	p := &pins{primary: primary}
 	for i, key := range derive(secrets, "replicapin") {
 		opts := replicapin.Options{
-			Key:         key,
-			Cookie:      replicapin.CookieOptions{Name: "_pin_" + hex.EncodeToString(key[:3]), Insecure: !secure},
-			DebugHeader: i == 0, // X-Read-From: primary|replica-N
-		}
-		if i > 0 {
-			opts.WriteMethods = []string{} // only the first DB pins new writes
+			Key:    key,
+			Cookie: replicapin.CookieOptions{Name: "_pin_" + hex.EncodeToString(key[:3]), Insecure: !secure},
+			// Only Wrote pins a client (see there), not every POST.
+			WriteMethods: []string{},
+			DebugHeader:  i == 0, // X-Read-From: primary|replica-N
 		}
 		if dialect == "sqlite" {
 			opts.Positions = replicapin.TimeWindow(time.Second)
@@ -83,8 +82,13 @@ func (p *pins) Handler(next http.Handler) http.Handler {
 	return next
 }
 
-// Writer returns the primary and pins the client to this write.
-func (p *pins) Writer(ctx context.Context) *sql.DB { return p.dbs[0].Writer(ctx) }
+// Wrote pins the client to the primary's position after the request's
+// successful writes. Handlers write to the primary and call Wrote once the
+// write has succeeded, rather than writing through replicapin's Writer: a
+// write that failed because the primary is down must not pin the client's
+// reads to that primary (replicapin pins to the primary for MaxPin when it
+// cannot read the position), while the replica could serve them.
+func (p *pins) Wrote(ctx context.Context) { p.dbs[0].Writer(ctx) }
 
 // Read runs fn on a replica that has caught up with every pin the client
 // carries, else on the primary (see [replicapin.DB.Read]).

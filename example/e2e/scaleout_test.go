@@ -207,6 +207,10 @@ func TestScaleOut(t *testing.T) {
 		u.t = t
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		// Everything written so far is on the replica.
+		if err := s.PG.WaitReplayed(ctx, s.PG.Replicas[0]); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.PG.Primary.Stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -227,6 +231,23 @@ func TestScaleOut(t *testing.T) {
 		// A visitor who has not written reads from the replica.
 		if r := newUser(t, s.URL).get("/"); r.StatusCode != http.StatusOK {
 			t.Errorf("GET / with the primary down: got %s, want 200 from the replica", r.Status)
+		}
+		// So does the user whose writes just failed, once the replica has
+		// replayed their earlier, successful writes: the failed ones did
+		// not pin them to the primary that is down.
+		deadline := time.Now().Add(10 * time.Second)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			r := u.get("/notes")
+			if r.StatusCode == http.StatusOK && r.Header.Get("X-Read-From") == "replica-1" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET /notes by the user whose writes failed, primary down: still %s from %q after 10 s, want 200 from replica-1",
+					r.Status, r.Header.Get("X-Read-From"))
+			}
+			<-tick.C
 		}
 		if err := s.PG.Primary.Start(ctx); err != nil {
 			t.Fatal(err)
