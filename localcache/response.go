@@ -80,7 +80,13 @@ type ResponseCache struct {
 type resource struct {
 	vary     []string
 	variants map[string]*response
+	pass     bool // the URL's last response was not storable: don't coalesce
 }
+
+// passTTL is how long a URL whose response was not storable skips
+// coalescing, so requests for an uncacheable page don't queue behind each
+// other. A storable response replaces the marker at once.
+const passTTL = 30 * time.Second
 
 // response is one stored response.
 type response struct {
@@ -285,9 +291,10 @@ func (rc *ResponseCache) Handler(next http.Handler) http.Handler {
 			rc.serve(w, r, resp, now)
 			return
 		}
-		if r.Method == http.MethodHead || len(r.Header["Authorization"]) > 0 {
+		if r.Method == http.MethodHead || len(r.Header["Authorization"]) > 0 || (res != nil && res.pass) {
 			// HEAD has no body to store; an authorized response is
-			// per-user until it says otherwise: neither is coalesced.
+			// per-user until it says otherwise; the URL's last response
+			// was not storable: none of these is coalesced.
 			rc.fetch(w, r, next, key)
 			return
 		}
@@ -322,6 +329,9 @@ func (rc *ResponseCache) Handler(next http.Handler) http.Handler {
 			close(f.done)
 		}()
 		f.res = rc.fetch(w, r, next, key)
+		if f.res == nil && res == nil {
+			rc.cache.SetWithTTL(key, &resource{pass: true}, passTTL)
+		}
 	})
 }
 
