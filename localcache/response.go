@@ -271,7 +271,9 @@ func (rc *ResponseCache) lookup(res *resource, r *http.Request, now time.Time) *
 // Handler returns next wrapped by the cache: GET and HEAD requests are
 // answered from stored responses when fresh ones exist (X-Cache: HIT), and
 // cacheable GET responses of next are stored (X-Cache: MISS). Identical
-// concurrent misses run next once. A successful unsafe request (POST, PUT,
+// concurrent misses run next once and share its response; for 30 s after a
+// URL's response turned out not storable, its requests run side by side
+// instead. A successful unsafe request (POST, PUT,
 // PATCH, DELETE) removes what is stored for its URL.
 func (rc *ResponseCache) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
