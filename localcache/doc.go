@@ -28,7 +28,7 @@
 // and Expires, keys on the URL with a sorted query plus the request headers
 // named by Vary, sends Age and X-Cache, answers conditional requests with
 // 304, never stores a response that sets a cookie, never answers a request
-// with Authorization from the cache unless the response was public, and
+// with Authorization from the cache unless the response said public or s-maxage, and
 // runs the handler once for identical concurrent misses. Mount it inside
 // (after) middlewares that set cookies, such as sessions:
 //
