@@ -129,6 +129,7 @@ type page struct {
 	Notes    []note
 	Photos   []photoView
 	Dialect  string
+	ReadFrom string // where the page's data was read: "primary" or "replica-N"
 }
 
 type photoView struct {
@@ -181,7 +182,7 @@ func (a *app) dbFail(w http.ResponseWriter, r *http.Request, err error) {
 
 func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	var ps []photo
-	err := a.pins.Read(r.Context(), func(db *sql.DB) (err error) {
+	_, err := a.pins.Read(r.Context(), func(db *sql.DB) (err error) {
 		ps, err = listPhotos(r.Context(), db, "", 12)
 		return err
 	})
@@ -226,7 +227,7 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 func (a *app) notes(w http.ResponseWriter, r *http.Request) {
 	p := a.view(r, "Your notes")
 	var ns []note
-	err := a.pins.Read(r.Context(), func(db *sql.DB) (err error) {
+	from, err := a.pins.Read(r.Context(), func(db *sql.DB) (err error) {
 		ns, err = listNotes(r.Context(), db, p.User, 100)
 		return err
 	})
@@ -234,7 +235,7 @@ func (a *app) notes(w http.ResponseWriter, r *http.Request) {
 		a.dbFail(w, r, err)
 		return
 	}
-	p.Notes = ns
+	p.Notes, p.ReadFrom = ns, from
 	a.render(w, http.StatusOK, "notes", p)
 }
 
@@ -258,23 +259,23 @@ func (a *app) addNote(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) photos(w http.ResponseWriter, r *http.Request) {
 	p := a.view(r, "Your photos")
-	ps, err := a.userPhotos(r, p.User)
+	ps, from, err := a.userPhotos(r, p.User)
 	if err != nil {
 		a.dbFail(w, r, err)
 		return
 	}
-	p.Photos = a.photoViews(ps)
+	p.Photos, p.ReadFrom = a.photoViews(ps), from
 	a.render(w, http.StatusOK, "photos", p)
 }
 
 // userPhotos reads user's newest photos, from a replica when the user's
 // pin allows.
-func (a *app) userPhotos(r *http.Request, user string) (ps []photo, err error) {
-	err = a.pins.Read(r.Context(), func(db *sql.DB) (err error) {
+func (a *app) userPhotos(r *http.Request, user string) (ps []photo, from string, err error) {
+	from, err = a.pins.Read(r.Context(), func(db *sql.DB) (err error) {
 		ps, err = listPhotos(r.Context(), db, user, 60)
 		return err
 	})
-	return ps, err
+	return ps, from, err
 }
 
 func (a *app) photoViews(ps []photo) []photoView {
@@ -293,7 +294,7 @@ func (a *app) upload(w http.ResponseWriter, r *http.Request) {
 	badUpload := func(status int, msg string) {
 		p := a.view(r, "Your photos")
 		p.Error = msg
-		if ps, err := a.userPhotos(r, p.User); err == nil {
+		if ps, _, err := a.userPhotos(r, p.User); err == nil {
 			p.Photos = a.photoViews(ps)
 		}
 		a.render(w, status, "photos", p)

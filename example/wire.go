@@ -47,12 +47,16 @@ func newCache() (*localcache.ResponseCache, error) {
 type pins struct {
 	dbs     []*replicapin.DB
 	primary *sql.DB
+	names   map[*sql.DB]string // "primary", "replica-1", …
 }
 
 // newPins returns the replica router. SQLite has no replicas and no WAL
 // positions to read, so there it pins by time, which costs nothing.
 func newPins(primary *sql.DB, replicas []*sql.DB, secrets [][]byte, dialect string, secure bool) (*pins, error) {
-	p := &pins{primary: primary}
+	p := &pins{primary: primary, names: map[*sql.DB]string{primary: "primary"}}
+	for i, r := range replicas {
+		p.names[r] = fmt.Sprintf("replica-%d", i+1)
+	}
 	for i, key := range derive(secrets, "replicapin") {
 		opts := replicapin.Options{
 			Key:    key,
@@ -91,15 +95,19 @@ func (p *pins) Handler(next http.Handler) http.Handler {
 func (p *pins) Wrote(ctx context.Context) { p.dbs[0].Writer(ctx) }
 
 // Read runs fn on a replica that has caught up with every pin the client
-// carries, else on the primary (see [replicapin.DB.Read]).
-func (p *pins) Read(ctx context.Context, fn func(*sql.DB) error) error {
+// carries, else on the primary (see [replicapin.DB.Read]), and says which.
+func (p *pins) Read(ctx context.Context, fn func(*sql.DB) error) (from string, err error) {
 	for _, db := range p.dbs[1:] {
 		if db.Reader(ctx) == p.primary {
 			ctx = replicapin.UsePrimary(ctx)
 			break
 		}
 	}
-	return p.dbs[0].Read(ctx, fn)
+	err = p.dbs[0].Read(ctx, func(db *sql.DB) error {
+		from = p.names[db]
+		return fn(db)
+	})
+	return from, err
 }
 
 // Stats reports the first DB's view of the servers.

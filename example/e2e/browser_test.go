@@ -101,6 +101,19 @@ func TestBrowser(t *testing.T) {
 		return s
 	}
 
+	shoot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		path := filepath.Join(artifactDir(t), name)
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s (%d bytes)", path, len(png))
+	}
+
 	step("log in",
 		chromedp.Navigate(s.URL+"/login"),
 		chromedp.WaitVisible(chromedp.ID("name")),
@@ -121,6 +134,12 @@ func TestBrowser(t *testing.T) {
 	if text := text("notes"); !strings.Contains(text, note) {
 		t.Fatalf("the notes list says %q, want it to contain %q", text, note)
 	}
+	// The replica lags by a second, so the list just shown came from the
+	// primary, and the page says so.
+	if from := text("read-from"); from != "primary" {
+		t.Fatalf("right after writing, the notes were read from %q, want the primary", from)
+	}
+	shoot("notes.png")
 
 	for _, f := range files {
 		step("upload "+filepath.Base(f),
@@ -153,15 +172,8 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	shot := filepath.Join(artifactDir(t), "gallery.png")
-	if err := os.WriteFile(shot, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("gallery screenshot: %s (%d bytes); thumbnail widths %v", shot, len(png), widths)
+	shoot("gallery.png")
+	t.Logf("thumbnail widths %v", widths)
 
 	step("log out",
 		chromedp.Click(chromedp.ID("logout")),
