@@ -55,7 +55,7 @@ type app struct {
 	sessions *session.Manager
 	pins     *pins
 	cache    *localcache.ResponseCache
-	thumbs   *thumbs
+	thumbs   *thumbnail.Handler
 }
 
 // routes returns the application's handler. The public home page runs

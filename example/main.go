@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +37,7 @@ type config struct {
 	instance      string
 	replicaDelay  time.Duration
 	secureCookies bool
+	thumbQueue    int
 }
 
 // listFlag is a repeatable flag whose default comes from a comma-separated
@@ -86,6 +88,8 @@ func parseFlags(args []string) (config, error) {
 	fs.Var(accept, "accept-secret", "an older (or the next) secret still accepted when reading cookies and signed URLs, repeatable (env ACCEPT_SECRETS, comma-separated)")
 	fs.StringVar(&c.dataDir, "data-dir", os.Getenv("DATA_DIR"),
 		"directory for uploaded photos, shared by all instances (env DATA_DIR); required with -database-url")
+	queue, _ := strconv.Atoi(os.Getenv("THUMB_QUEUE"))
+	fs.IntVar(&c.thumbQueue, "thumb-queue", queue, "thumbnail renders allowed to wait for a render slot before 503s (env THUMB_QUEUE; default 64)")
 	fs.BoolVar(&c.secureCookies, "secure-cookies", os.Getenv("SECURE_COOKIES") == "true",
 		"mark cookies Secure: set it when the site is served over HTTPS (env SECURE_COOKIES=true)")
 	host, _ := os.Hostname()
@@ -269,7 +273,7 @@ func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(
 		closeAll()
 		return nil, nil, err
 	}
-	if a.thumbs, err = newThumbs(uploads, secrets); err != nil {
+	if a.thumbs, err = newThumbs(uploads, secrets, c.thumbQueue); err != nil {
 		closeAll()
 		return nil, nil, err
 	}

@@ -212,6 +212,15 @@ http {
 {{servers}}	}
 	server {
 		listen 127.0.0.1:{{port}};
+		# nginx's own 502/504 (an instance died mid-request, or no instance
+		# answered) become a clean 503 the client may retry.
+		error_page 502 504 =503 /_unavailable;
+		location = /_unavailable {
+			internal;
+			add_header Retry-After 1 always;
+			default_type text/plain;
+			return 503 "No app instance could finish this request (one may have restarted); if it was a change, it may or may not have been saved. Please try again.\n";
+		}
 		location / {
 			proxy_pass http://app;
 			proxy_http_version 1.1;
