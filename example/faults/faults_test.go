@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +30,7 @@ const (
 	think      = 25 * time.Millisecond
 	rssBound   = 768 << 20 // per instance; thumbnail cache 128 MiB + response cache 64 MiB + renders in flight
 	replicaLag = 200 * time.Millisecond
+	thumbQueue = 4 // renders waiting per instance before quick 503s
 )
 
 // suite is the running cluster and its simulated users.
@@ -51,7 +51,7 @@ func TestFaults(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	s, err := stack.Start(ctx, stack.Options{Instances: 3, ReplicaDelay: replicaLag})
+	s, err := stack.Start(ctx, stack.Options{Instances: 3, ReplicaDelay: replicaLag, Env: []string{fmt.Sprintf("THUMB_QUEUE=%d", thumbQueue)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,9 +193,11 @@ func (su *suite) sampleRSS(ctx context.Context, w *window) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		for name, pid := range instancePIDs() {
-			if rss, err := vmRSS(pid); err == nil {
-				w.rss(name, rss)
+		for _, in := range su.s.Instances {
+			if pid := in.PID(); pid > 0 {
+				if rss, err := vmRSS(pid); err == nil {
+					w.rss(in.Name, rss)
+				}
 			}
 		}
 		select {
@@ -204,26 +206,6 @@ func (su *suite) sampleRSS(ctx context.Context, w *window) {
 		case <-tick.C:
 		}
 	}
-}
-
-// instancePIDs finds the app processes by their -instance flag.
-func instancePIDs() map[string]int {
-	out := map[string]int{}
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "cmdline"))
-		if err != nil || !bytes.Contains(b, []byte("example-app")) {
-			continue
-		}
-		args := strings.Split(string(b), "\x00")
-		for i, a := range args {
-			if a == "-instance" && i+1 < len(args) {
-				pid, _ := strconv.Atoi(filepath.Base(d))
-				out[args[i+1]] = pid
-			}
-		}
-	}
-	return out
 }
 
 func wait(ctx context.Context, d time.Duration) {
@@ -374,9 +356,10 @@ func (su *suite) thumbnailFlood(ctx context.Context, w *window) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Render capacity: GOMAXPROCS renders at once per instance.
-	capacity := 3 * runtime.GOMAXPROCS(0)
-	flood := 10 * capacity * 4 // 10x capacity, four waves
+	// Render capacity: GOMAXPROCS renders at once per instance plus its
+	// queue; the flood keeps ten times that many requests in flight.
+	capacity := len(su.s.Instances) * (runtime.GOMAXPROCS(0) + thumbQueue)
+	flood := 10 * capacity * 2 // two waves' worth
 	fw := newWindow("flood")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
