@@ -19,7 +19,7 @@
 //	sessions := session.New(sharednothing.DeriveKey(secret, "session-hash"), sharednothing.DeriveKey(secret, "session-block"))
 //	db, _ := replicapin.New(primary, replicas, replicapin.Options{Key: sharednothing.DeriveKey(secret, "replicapin")})
 //	pages, _ := localcache.NewResponseCache(localcache.ResponseOptions{})
-//	thumbs, _ := thumbnail.New(thumbnail.Options{Source: thumbnail.Dir("uploads"), Key: sharednothing.DeriveKey(secret, "thumbnail")})
+//	thumbs, _ := thumbnail.New(thumbnail.Options{Source: thumbnail.Dir("uploads"), Key: sharednothing.DeriveKey(secret, "thumbnail"), Prefix: "/thumbs"})
 //
 //	r := chi.NewRouter()
 //	r.Use(sessions.LoadAndSave, db.Handler)
