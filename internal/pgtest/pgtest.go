@@ -110,7 +110,7 @@ func Start(ctx context.Context, n int) (c *Cluster, err error) {
 		return c, err
 	}
 
-	ports, err := freePorts(n + 1)
+	ports, err := FreePorts(n + 1)
 	if err != nil {
 		return c, err
 	}
@@ -466,8 +466,9 @@ func sweepStale() {
 	}
 }
 
-// freePorts asks the kernel for n distinct free loopback ports.
-func freePorts(n int) ([]int, error) {
+// FreePorts asks the kernel for n distinct free loopback ports (free when
+// it returns; another process may still take one before it is used).
+func FreePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {

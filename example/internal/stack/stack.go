@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -130,7 +129,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		}
 	}
 
-	ports, err := freePorts(opts.Instances + 1)
+	ports, err := pgtest.FreePorts(opts.Instances + 1)
 	if err != nil {
 		return s, err
 	}
@@ -490,24 +489,4 @@ func tail(path string) string {
 		}
 	}
 	return string(b)
-}
-
-// freePorts asks the kernel for n distinct free loopback ports.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports, nil
 }
