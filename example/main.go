@@ -236,7 +236,10 @@ func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(
 	if dialect == "sqlite" {
 		primary.SetMaxOpenConns(1) // one writer; SQLite serialises anyway
 	} else {
+		// Keep the pool warm: database/sql keeps only 2 idle connections by
+		// default, and a new PostgreSQL connection is a process fork.
 		primary.SetMaxOpenConns(20)
+		primary.SetMaxIdleConns(20)
 		primary.SetConnMaxIdleTime(time.Minute)
 	}
 	var replicas []*sql.DB
@@ -253,6 +256,7 @@ func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(
 			return nil, nil, err
 		}
 		db.SetMaxOpenConns(20)
+		db.SetMaxIdleConns(20)
 		db.SetConnMaxIdleTime(time.Minute)
 		replicas = append(replicas, db)
 	}

@@ -23,8 +23,9 @@ type window struct {
 	stale     int // a user's own acknowledged note missing right after its write
 	loggedOut int // a logged-in user shown as logged out
 	lost      int // acknowledged notes missing at the end of the window
-	slowOK    int // 503s that took longer than a quick rejection should
+	unclean   int // 503s that hung or carried a stack trace
 	notes     []string
+	noteKinds []string
 	kinds     map[string]int
 	rssPeak   map[string]int64 // instance -> peak VmRSS in bytes
 }
@@ -48,21 +49,43 @@ func (w *window) add(field *int, n int) {
 }
 
 func (w *window) note(format string, args ...any) {
+	w.noteKind("", format, args...)
+}
+
+// noteKind records a note; notes of one kind (default: the text without a
+// leading user name) are kept once and counted.
+func (w *window) noteKind(kind, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
+	if kind == "" {
+		kind = msg
+		if i := strings.Index(msg, " "); i > 0 && strings.HasPrefix(msg, "u") {
+			kind = msg[i:]
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	// Keep the first few of each kind (kind: the text without the user's name).
-	kind := msg
-	if i := strings.Index(msg, " "); i > 0 && strings.HasPrefix(msg, "u") {
-		kind = msg[i:]
-	}
 	if w.kinds == nil {
 		w.kinds = map[string]int{}
 	}
-	w.kinds[kind]++
-	if w.kinds[kind] <= 3 && len(w.notes) < 40 {
+	if w.kinds[kind] == 0 && len(w.notes) < 40 {
 		w.notes = append(w.notes, msg)
+		w.noteKinds = append(w.noteKinds, kind)
 	}
+	w.kinds[kind]++
+}
+
+// noteLines returns the notes, each with how often its kind happened.
+func (w *window) noteLines() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, len(w.notes))
+	for i, n := range w.notes {
+		out[i] = n
+		if c := w.kinds[w.noteKinds[i]]; c > 1 {
+			out[i] = fmt.Sprintf("%s (%d times)", n, c)
+		}
+	}
+	return out
 }
 
 func (w *window) rss(instance string, bytes int64) {

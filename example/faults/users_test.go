@@ -87,9 +87,17 @@ func checkCleanError(w *window, who, method, path string, res *http.Response, bo
 	case res.StatusCode != http.StatusServiceUnavailable:
 		w.note("%s %s %s: %d (want only clean 503s): %.120q", who, method, path, res.StatusCode, body)
 	case strings.Contains(body, "goroutine ") || strings.Contains(body, "panic"):
+		w.add(&w.unclean, 1)
 		w.note("%s %s %s: 503 with a stack trace", who, method, path)
-	case d > 6*time.Second:
-		w.add(&w.slowOK, 1)
+	default:
+		p, _, _ := strings.Cut(path, "?")
+		if strings.HasPrefix(p, "/thumbs/") {
+			p = "/thumbs/…"
+		}
+		w.noteKind(method+p+"503", "%s %s: 503 %q", method, p, pageText(body))
+	}
+	if res.StatusCode == http.StatusServiceUnavailable && d > 6*time.Second {
+		w.add(&w.unclean, 1)
 		w.note("%s %s %s: 503 after %v (a hang, not a quick refusal)", who, method, path, d)
 	}
 }
@@ -118,6 +126,20 @@ func (u *user) checkPage(w *window, status int, body string) {
 		w.add(&w.loggedOut, 1)
 		w.note("%s got a page that does not greet them", u.name)
 	}
+}
+
+var (
+	tagRE   = regexp.MustCompile(`(?s)<head>.*</head>|<[^>]*>`)
+	spaceRE = regexp.MustCompile(`\s+`)
+)
+
+// pageText is a body's visible text, shortened: what a user would read.
+func pageText(body string) string {
+	t := strings.TrimSpace(spaceRE.ReplaceAllString(tagRE.ReplaceAllString(body, " "), " "))
+	if len(t) > 140 {
+		t = t[:140] + "…"
+	}
+	return t
 }
 
 var thumbRE = regexp.MustCompile(`src="(/thumbs/[^"]+)"`)
