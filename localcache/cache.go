@@ -201,7 +201,7 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 		shift:   uint(64 - bits.TrailingZeros(uint(n))),
 		seed:    maphash.MakeSeed(),
 		budget:  budget{maxEntries: int64(maxEntries), maxBytes: opts.MaxBytes},
-		stats:   newCounters(4 * runtime.GOMAXPROCS(0)),
+		stats:   newCounters(16 * runtime.GOMAXPROCS(0)),
 		ttl:     opts.TTL,
 		swr:     opts.StaleWhileRevalidate,
 		errTTL:  opts.ErrorTTL,
