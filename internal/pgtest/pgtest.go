@@ -38,7 +38,7 @@ var ErrNoPostgres = errors.New("pgtest: PostgreSQL server binaries (initdb, post
 // Node is one PostgreSQL server of a cluster.
 type Node struct {
 	Name string // "primary" or "replica-N" (N from 1)
-	Port int
+	Port int    // loopback TCP port, fixed across restarts
 	Dir  string // data directory
 	DSN  string // postgres://postgres@127.0.0.1:PORT/postgres?sslmode=disable
 
@@ -51,8 +51,8 @@ type Node struct {
 
 // Cluster is a primary and its streaming replicas.
 type Cluster struct {
-	Primary  *Node
-	Replicas []*Node
+	Primary  *Node   // the read-write server
+	Replicas []*Node // streaming replicas of Primary, replaying its WAL
 
 	root string
 	cred *syscall.Credential

@@ -422,9 +422,11 @@ func (in *Instance) Restart(ctx context.Context, args []string) error {
 
 // Health is an instance's /healthz document.
 type Health struct {
-	Instance string `json:"instance"`
-	Database string `json:"database"`
-	Primary  bool   `json:"primary_up"`
+	Instance string `json:"instance"`   // the instance's name (its X-Instance)
+	Database string `json:"database"`   // "postgres" or "sqlite"
+	Primary  bool   `json:"primary_up"` // whether the primary answered a ping
+	// Replicas are the replicas the instance's router knows, and whether it
+	// uses them.
 	Replicas []struct {
 		Name string `json:"name"`
 		Up   bool   `json:"up"`
