@@ -1,0 +1,178 @@
+// Package reqstate is how the toolkit's middlewares tell each other, per
+// request, what a response depends on, so that a response cache mounted in
+// any order around session and replicapin never serves one client a
+// response made for another client's session or pin.
+//
+// The outermost toolkit middleware puts a *State in the request context
+// ([Ensure]); every other one finds and reuses it. Session and replicapin
+// register the cookies that carry per-client state ([State.AddCookie]) and
+// record how the handler used them; the response cache reads the State
+// after the handler to decide whether the response may be stored, and
+// stores with the entry which request cookies make it unusable.
+package reqstate
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// Kind says how a cookie's presence affects whether a stored response may
+// be served.
+type Kind uint8
+
+const (
+	// Session cookies matter only for responses whose handler read the
+	// session: such a response, made for a client without a session, must
+	// not be served to a client that has one.
+	Session Kind = iota + 1
+	// Pin cookies always matter: a pinned client must read through the
+	// cache (it must see its own write), whatever the handler did.
+	Pin
+)
+
+// Cookie is a cookie that carries per-client state. A request carries it
+// if it sends a cookie named Name or, for chunked sessions, Name+".N".
+type Cookie struct {
+	Name string
+	Kind Kind
+}
+
+// Use says how the handler depended on the session.
+type Use uint8
+
+const (
+	Untouched Use = iota // the handler never read the session
+	Anonymous            // read it and found it empty and left it so
+	Personal             // the response depends on this client's own state
+)
+
+// State is one request's record. It is safe for concurrent use (handlers
+// may read the session from several goroutines).
+type State struct {
+	mu      sync.Mutex
+	cookies []Cookie
+	use     Use
+	bypass  bool
+}
+
+type ctxKey struct{}
+
+// From returns the request's State, or nil.
+func From(ctx context.Context) *State {
+	s, _ := ctx.Value(ctxKey{}).(*State)
+	return s
+}
+
+// Ensure returns r with a State in its context (reusing one that is
+// already there) and that State.
+func Ensure(r *http.Request) (*http.Request, *State) {
+	if s := From(r.Context()); s != nil {
+		return r, s
+	}
+	s := new(State)
+	return r.WithContext(context.WithValue(r.Context(), ctxKey{}, s)), s
+}
+
+// AddCookie registers a cookie that carries per-client state. Session and
+// replicapin call it on every request, whether or not the handler uses it.
+func (s *State) AddCookie(c Cookie) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, have := range s.cookies {
+		if have == c {
+			return
+		}
+	}
+	s.cookies = append(s.cookies, c)
+}
+
+// Used records how the handler used the session; the strongest use wins
+// (Personal over Anonymous over Untouched).
+func (s *State) Used(u Use) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.use = max(s.use, u)
+	s.mu.Unlock()
+}
+
+// Bypass records that this request must not be answered from a cache: it
+// must read through (a client pinned after its own write).
+func (s *State) Bypass() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.bypass = true
+	s.mu.Unlock()
+}
+
+// Snapshot is what a response cache needs to know after (or before) the
+// handler ran.
+type Snapshot struct {
+	Use     Use
+	Bypass  bool
+	Cookies []Cookie
+}
+
+// Snapshot returns a copy of the State; a nil State gives the zero Snapshot.
+func (s *State) Snapshot() Snapshot {
+	if s == nil {
+		return Snapshot{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Snapshot{Use: s.use, Bypass: s.bypass, Cookies: append([]Cookie(nil), s.cookies...)}
+}
+
+// Carries reports whether r sends any of the cookies of the given kinds
+// (a cookie named Name, or Name+"."+digits for chunks).
+func Carries(r *http.Request, cookies []Cookie, kinds ...Kind) bool {
+	if len(cookies) == 0 {
+		return false
+	}
+	for _, line := range r.Header["Cookie"] {
+		for part := range strings.SplitSeq(line, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			for _, c := range cookies {
+				if !matchKind(c.Kind, kinds) {
+					continue
+				}
+				if name == c.Name || (strings.HasPrefix(name, c.Name+".") && isDigits(name[len(c.Name)+1:])) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func matchKind(k Kind, kinds []Kind) bool {
+	if len(kinds) == 0 {
+		return true
+	}
+	for _, want := range kinds {
+		if k == want {
+			return true
+		}
+	}
+	return false
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
