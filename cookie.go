@@ -11,8 +11,9 @@ import (
 // Cookie sets the name and attributes of a cookie the toolkit sends: the
 // session cookie ([session.Manager]) and the pin cookie
 // ([replicapin.Options]). Its zero value is safe: Secure and HttpOnly are
-// always on unless Insecure is set, SameSite is Lax, Path is "/", the
-// cookie is host-only and persists until its expiry.
+// always on unless Insecure is set, SameSite is Lax, Path is "/" and the
+// cookie is host-only. Persist is the one field whose default each package
+// states ([session.New] sets it, as scs does).
 //
 // The same type, defaults and checks serve every package, so a setting
 // means the same thing wherever it appears.
@@ -42,10 +43,10 @@ type Cookie struct {
 	// over plain HTTP. Set it only for local development over http://.
 	Insecure bool
 
-	// SessionOnly leaves Expires and Max-Age off, so the browser drops the
-	// cookie when it closes. The server enforces expiry either way, from
-	// the signed value.
-	SessionOnly bool
+	// Persist sends Expires and Max-Age, so the cookie outlives the
+	// browser session. Without it the browser drops the cookie when it
+	// closes. The server enforces expiry either way, from the signed value.
+	Persist bool
 }
 
 // WithDefaults returns c with its zero fields replaced by the defaults:
@@ -92,7 +93,7 @@ func (c Cookie) Check() error {
 }
 
 // HTTPCookie returns the cookie to send with value, expiring at expires (a
-// zero expires, or SessionOnly, sends neither Expires nor Max-Age). It
+// zero expires, or Persist false, sends neither Expires nor Max-Age). It
 // applies the defaults; call [Cookie.Check] once at start-up first.
 func (c Cookie) HTTPCookie(value string, expires time.Time) *http.Cookie {
 	c = c.WithDefaults(c.Name)
@@ -106,7 +107,7 @@ func (c Cookie) HTTPCookie(value string, expires time.Time) *http.Cookie {
 		SameSite:    c.SameSite,
 		Partitioned: c.Partitioned,
 	}
-	if !c.SessionOnly && !expires.IsZero() {
+	if c.Persist && !expires.IsZero() {
 		hc.Expires = expires.UTC().Truncate(time.Second)
 		hc.MaxAge = max(1, int(time.Until(expires).Round(time.Second)/time.Second))
 	}
@@ -114,10 +115,11 @@ func (c Cookie) HTTPCookie(value string, expires time.Time) *http.Cookie {
 }
 
 // Deletion returns the cookie that tells the browser to delete c's cookie
-// (same name, path and domain, Max-Age 0 and Expires in the past).
+// (same name, path and domain, "Max-Age=0" and Expires at the Unix epoch
+// plus one second, as scs sends).
 func (c Cookie) Deletion() *http.Cookie {
 	hc := c.HTTPCookie("", time.Time{})
 	hc.MaxAge = -1
-	hc.Expires = time.Unix(0, 0)
+	hc.Expires = time.Unix(1, 0)
 	return hc
 }
