@@ -25,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/sharednothing/sharednothing/internal/pgwire"
 )
 
 // BinDir is where the PostgreSQL server binaries are looked for first; PATH
@@ -186,8 +186,8 @@ func (c *Cluster) Close() error {
 	return nil
 }
 
-// Open returns a *sql.DB (pgx driver) for the node. The caller closes it.
-func (n *Node) Open() (*sql.DB, error) { return sql.Open("pgx", n.DSN) }
+// Open returns a *sql.DB (the stdlib-only internal/pgwire driver) for the node. The caller closes it.
+func (n *Node) Open() (*sql.DB, error) { return sql.Open(pgwire.DriverName, n.DSN) }
 
 // Start starts the node's server and waits until it accepts connections.
 func (n *Node) Start(ctx context.Context) error {
