@@ -91,8 +91,9 @@ func (p *PanicError) Error() string { return fmt.Sprintf("panic: %v\n\n%s", p.Va
 //
 // fn runs on its own goroutine with a context that keeps the first caller's
 // values but not its cancellation. A caller whose ctx is done returns
-// ctx.Err() at once; when every caller has gone, fn's context is cancelled,
-// so abandoned work stops. A panic in fn reaches every caller as a
+// ctx.Err() at once while fn goes on for the others; when every caller has
+// gone, fn's context is cancelled, so abandoned work stops, and the next
+// caller for key starts new work. A panic in fn reaches every caller as a
 // *[PanicError].
 func (g *Group[K, V]) Do(ctx context.Context, key K, fn func(context.Context) (V, error)) (v V, err error, shared bool) {
 	c, leader := g.Begin(key)
@@ -124,11 +125,29 @@ func (g *Group[K, V]) Do(ctx context.Context, key K, fn func(context.Context) (V
 		case <-c.done:
 		default:
 			c.waiters--
-			if c.waiters == 0 && c.cancel != nil {
-				c.cancel()
+			if c.waiters == 0 {
+				// Nobody wants the result any more: stop the work, and let
+				// the next caller start afresh rather than join work whose
+				// context is cancelled.
+				if c.cancel != nil {
+					c.cancel()
+				}
+				if g.calls[key] == c {
+					delete(g.calls, key)
+				}
 			}
 		}
 	}
 	g.mu.Unlock()
 	return v, err, shared
+}
+
+// Forget detaches the call in flight for key, if any: callers already
+// waiting for it still get its result, but later callers for key start new
+// work instead of joining it. Use it when the work's result has become out
+// of date, e.g. because what it reads was changed while it ran.
+func (g *Group[K, V]) Forget(key K) {
+	g.mu.Lock()
+	delete(g.calls, key)
+	g.mu.Unlock()
 }

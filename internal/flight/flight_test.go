@@ -81,3 +81,51 @@ func TestDoPanic(t *testing.T) {
 		t.Fatalf("after a panic: got %d, %v; want 7, nil", v, err)
 	}
 }
+
+// TestDoAfterEveryoneLeftStartsAfresh: once every caller has gone, the
+// next caller for the key must not join the cancelled work.
+func TestDoAfterEveryoneLeftStartsAfresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var g Group[string, int]
+		ctx, cancel := context.WithCancel(context.Background())
+		release := make(chan struct{})
+		go g.Do(ctx, "k", func(wctx context.Context) (int, error) {
+			<-wctx.Done()
+			<-release // slow to notice, still running
+			return 0, wctx.Err()
+		})
+		synctest.Wait()
+		cancel()
+		synctest.Wait()
+		v, err, _ := g.Do(context.Background(), "k", func(context.Context) (int, error) { return 2, nil })
+		if v != 2 || err != nil {
+			t.Errorf("got %d, %v; want 2, nil from new work", v, err)
+		}
+		close(release)
+	})
+}
+
+func TestForget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var g Group[string, int]
+		release := make(chan struct{})
+		first := make(chan int, 1)
+		go func() {
+			v, _, _ := g.Do(context.Background(), "k", func(context.Context) (int, error) {
+				<-release
+				return 1, nil
+			})
+			first <- v
+		}()
+		synctest.Wait()
+		g.Forget("k")
+		v, err, _ := g.Do(context.Background(), "k", func(context.Context) (int, error) { return 2, nil })
+		if v != 2 || err != nil {
+			t.Errorf("after Forget got %d, %v; want 2, nil from new work", v, err)
+		}
+		close(release)
+		if v := <-first; v != 1 {
+			t.Errorf("the forgotten call's waiter got %d, want 1", v)
+		}
+	})
+}
