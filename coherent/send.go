@@ -1,0 +1,220 @@
+package coherent
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sharednothing/sharednothing/internal/reqstate"
+)
+
+var (
+	errEmptyName = errors.New("coherent: cache name must not be empty")
+	errDuplicate = errors.New("coherent: a cache with this name is already registered")
+)
+
+// Execer runs a statement; *sql.Tx, *sql.Conn and *sql.DB implement it.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// Send notifies every instance, this one included, that items changed, and
+// applies them here before it returns. Call it right after the writing
+// transaction committed: the notification carries the primary's position
+// read then, which covers the write. Concurrent Sends are batched into one
+// statement (several notifications when the items exceed one payload).
+//
+// An error means no instance but this one may have heard: the other
+// instances serve what they hold until it expires, or until their next
+// flush. The write itself stands; a caller usually logs the error and
+// answers the request as if it had succeeded. When ctx is done before the
+// batch went out, Send returns ctx.Err() but the batch may still go.
+//
+// In a request, Send also makes the rest of the request read through the
+// caches (see [Cache.GetOrLoad]).
+func (b *Bus) Send(ctx context.Context, items ...Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	bypass(ctx)
+	pos, err := b.send(ctx, items)
+	if err != nil {
+		b.sendErrors.Add(1)
+		return err
+	}
+	b.apply(pos, items, false)
+	return nil
+}
+
+// SendTx queues a notification of items in the writing transaction tx, so
+// that it goes out if and only if tx commits, in commit order. It carries
+// no position: inside the transaction the commit's position does not exist
+// yet (pg_current_wal_insert_lsn() there is short of the commit record), so
+// each receiving instance reads the primary's position when the
+// notification arrives, which is after the commit. That costs one query per
+// instance and notification; [Bus.Send] after the commit costs none.
+//
+// Unlike Send, SendTx does not invalidate this instance's caches at once:
+// they are invalidated when the notification comes back, a few
+// milliseconds after the commit. The request that wrote reads through the
+// caches for the rest of the request, and replicapin pins its client, so
+// the writer still reads its write.
+func (b *Bus) SendTx(ctx context.Context, tx Execer, items ...Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	bypass(ctx)
+	bodies := bodies(items)
+	args := []any{b.channel}
+	var q strings.Builder
+	q.WriteString("SELECT pg_notify($1, x) FROM (VALUES ")
+	for i, body := range bodies {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		args = append(args, version+" -"+body)
+		fmt.Fprintf(&q, "($%d::text)", len(args))
+	}
+	q.WriteString(") v(x)")
+	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		b.sendErrors.Add(1)
+		return fmt.Errorf("coherent: notify: %w", err)
+	}
+	b.sent.Add(uint64(len(bodies)))
+	return nil
+}
+
+// bypass makes a request read through the caches from now on.
+func bypass(ctx context.Context) {
+	if s := reqstate.From(ctx); s != nil {
+		s.Bypass()
+	}
+}
+
+// sendReq is one Send waiting for its batch.
+type sendReq struct {
+	items []Item
+	done  chan struct{}
+	pos   Position
+	err   error
+}
+
+// send queues items for the sender goroutine and waits for their batch.
+func (b *Bus) send(ctx context.Context, items []Item) (Position, error) {
+	req := &sendReq{items: items, done: make(chan struct{})}
+	b.sendMu.Lock()
+	if b.ctx.Err() != nil {
+		b.sendMu.Unlock()
+		return Position{}, ErrClosed
+	}
+	b.queue = append(b.queue, req)
+	b.sendMu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-req.done:
+		return req.pos, req.err
+	case <-ctx.Done():
+		return Position{}, ctx.Err()
+	}
+}
+
+// maxBatch bounds the notifications one statement sends.
+const maxBatch = 64
+
+// sender sends what Send calls queued, everything queued in one statement
+// (group commit: the more senders wait, the bigger the batch).
+func (b *Bus) sender() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.ctx.Done():
+			b.sendMu.Lock()
+			q := b.queue
+			b.queue = nil
+			b.sendMu.Unlock()
+			for _, r := range q {
+				r.err = ErrClosed
+				close(r.done)
+			}
+			return
+		case <-b.wake:
+		}
+		for {
+			b.sendMu.Lock()
+			q := b.queue
+			b.queue = nil
+			b.sendMu.Unlock()
+			if len(q) == 0 {
+				break
+			}
+			var items []Item
+			for _, r := range q {
+				items = append(items, r.items...)
+			}
+			pos, err := b.notify(items)
+			for _, r := range q {
+				r.pos, r.err = pos, err
+				close(r.done)
+			}
+		}
+	}
+}
+
+// notify sends items in as few notifications as the payload limit allows,
+// each headed by the primary's current position, and returns it.
+func (b *Bus) notify(items []Item) (Position, error) {
+	all := bodies(items)
+	var pos Position
+	for len(all) > 0 {
+		n := min(len(all), maxBatch)
+		p, err := b.notifyBatch(all[:n])
+		if err != nil {
+			return Position{}, fmt.Errorf("coherent: notify: %w", err)
+		}
+		pos = p
+		all = all[n:]
+	}
+	return pos, nil
+}
+
+func (b *Bus) notifyBatch(bodies []string) (Position, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	// The position is read in the statement itself, after the writes the
+	// caller committed; the header is built on the server so that it
+	// costs no extra round trip.
+	args := []any{b.channel}
+	var q strings.Builder
+	q.WriteString(`SELECT p.l::text, pg_walfile_name(p.l), pg_notify($1, 'c1 ' || substr(pg_walfile_name(p.l), 1, 8) || ' ' || p.l::text || v.x)::text ` +
+		`FROM (SELECT pg_current_wal_insert_lsn() AS l) p, (VALUES `)
+	for i, body := range bodies {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		args = append(args, body)
+		fmt.Fprintf(&q, "($%d::text)", len(args))
+	}
+	q.WriteString(") v(x)")
+	rows, err := b.db.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return Position{}, err
+	}
+	defer rows.Close()
+	var lsn, file, void string
+	for rows.Next() {
+		if err := rows.Scan(&lsn, &file, &void); err != nil {
+			return Position{}, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Position{}, err
+	}
+	b.sent.Add(uint64(len(bodies)))
+	return parsePosition(file, lsn)
+}
