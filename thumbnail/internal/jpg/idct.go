@@ -1,0 +1,120 @@
+package jpg
+
+import "math"
+
+// unzig maps a zigzag index to the natural (row*8+column) index.
+var unzig = func() (t [64]uint8) {
+	i := 0
+	for s := 0; s < 15; s++ { // s = row + column, one anti-diagonal at a time
+		if s%2 == 0 {
+			for r := min(s, 7); r >= max(0, s-7); r-- {
+				t[i] = uint8(r*8 + s - r)
+				i++
+			}
+		} else {
+			for r := max(0, s-7); r <= min(s, 7); r++ {
+				t[i] = uint8(r*8 + s - r)
+				i++
+			}
+		}
+	}
+	return t
+}()
+
+// keepFor is how many zigzag coefficients an n×n inverse DCT reads: one
+// past the last zigzag index with row and column below n.
+func keepFor(n int) int {
+	k := 0
+	for i, z := range unzig {
+		if int(z)/8 < n && int(z)%8 < n {
+			k = i + 1
+		}
+	}
+	return k
+}
+
+// idctBits is the fixed-point precision of the transform constants.
+const idctBits = 13
+
+// idctTab[n][x][u] = C(u)/2 · cos((2x+1)uπ/2n) · 2^13: the 8-point IDCT
+// evaluated at the centres of n equal parts of the block, so an n×n
+// transform of the low n×n coefficients gives the block at 1/(8/n) scale
+// with the same DC gain.
+var idctTab = func() (t [9][8][8]int64) {
+	for _, n := range []int{1, 2, 4, 8} {
+		for x := 0; x < n; x++ {
+			for u := 0; u < n; u++ {
+				c := 1.0
+				if u == 0 {
+					c = 1 / math.Sqrt2
+				}
+				t[n][x][u] = int64(math.Round(c / 2 * math.Cos(float64((2*x+1)*u)*math.Pi/float64(2*n)) * (1 << idctBits)))
+			}
+		}
+	}
+	return t
+}()
+
+func clamp8(v int64) uint8 {
+	if uint64(v) <= 255 {
+		return uint8(v)
+	}
+	if v < 0 {
+		return 0
+	}
+	return 255
+}
+
+// idct writes the n×n inverse DCT of the dequantised coefficients in blk
+// (natural order) to dst, level-shifted by 128. last is the highest
+// zigzag index that may be non-zero.
+func idct(blk *[64]int32, n, last int, dst []uint8, stride int) {
+	if last == 0 { // flat block
+		v := clamp8((int64(blk[0]) + 4 + 1024) >> 3)
+		for y := 0; y < n; y++ {
+			row := dst[y*stride : y*stride+n]
+			for x := range row {
+				row[x] = v
+			}
+		}
+		return
+	}
+	t := &idctTab[n]
+	// Rows: tmp[v][x] = Σu blk[v][u]·T[x][u], kept with 3 fraction bits.
+	var tmp [8][8]int64
+	rows := 0
+	for v := 0; v < n; v++ {
+		in := blk[v*8 : v*8+n]
+		zero := true
+		for _, c := range in {
+			if c != 0 {
+				zero = false
+				break
+			}
+		}
+		if zero {
+			continue
+		}
+		rows = v + 1
+		for x := 0; x < n; x++ {
+			var s int64
+			for u, c := range in {
+				s += int64(c) * t[x][u]
+			}
+			tmp[v][x] = (s + 1<<(idctBits-4)) >> (idctBits - 3)
+		}
+	}
+	// Columns, with rounding and the level shift folded in.
+	const bias = 128<<(idctBits+3) + 1<<(idctBits+2)
+	for y := 0; y < n; y++ {
+		row := dst[y*stride : y*stride+n]
+		ty := &t[y]
+		for x := range row {
+			s := int64(bias)
+			for v := 0; v < rows; v++ {
+				s += tmp[v][x] * ty[v]
+			}
+			row[x] = clamp8(s >> (idctBits + 3))
+		}
+	}
+}
