@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sharednothing/sharednothing/localcache"
@@ -66,9 +67,8 @@ func newRC(t *testing.T, o localcache.ResponseOptions) *localcache.ResponseCache
 }
 
 func TestResponseCacheControl(t *testing.T) {
-	clk := newClock()
-	date := clk.Now().Format(http.TimeFormat)
-	in := func(d time.Duration) string { return clk.Now().Add(d).Format(http.TimeFormat) }
+	date := time.Now().UTC().Format(http.TimeFormat)
+	in := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(http.TimeFormat) }
 	tests := []struct {
 		name       string
 		status     int
@@ -83,7 +83,7 @@ func TestResponseCacheControl(t *testing.T) {
 		{"public max-age", 200, map[string]string{"Cache-Control": "public, max-age=60"}, 0, nil, true},
 		{"no-store", 200, map[string]string{"Cache-Control": "no-store, max-age=60"}, 0, nil, false},
 		{"private", 200, map[string]string{"Cache-Control": "private, max-age=60"}, 0, nil, false},
-		{"private with field", 200, map[string]string{"Cache-Control": `private="X-User", max-age=60`}, 0, nil, false},
+		{"private with field: stored without it", 200, map[string]string{"Cache-Control": `private="X-User", max-age=60`, "X-User": "alice"}, 0, nil, true},
 		{"no-cache", 200, map[string]string{"Cache-Control": "no-cache, max-age=60"}, 0, nil, false},
 		{"max-age=0", 200, map[string]string{"Cache-Control": "max-age=0"}, time.Hour, nil, false},
 		{"malformed max-age", 200, map[string]string{"Cache-Control": "max-age=soon"}, time.Hour, nil, false},
@@ -97,8 +97,12 @@ func TestResponseCacheControl(t *testing.T) {
 		{"Set-Cookie is never stored", 200, map[string]string{"Cache-Control": "public, max-age=60", "Set-Cookie": "sid=alice"}, 0, nil, false},
 		{"404 is cacheable", 404, map[string]string{"Cache-Control": "max-age=60"}, 0, nil, true},
 		{"410 with DefaultTTL", 410, nil, time.Minute, nil, true},
-		{"500 is not cached", 500, map[string]string{"Cache-Control": "max-age=60"}, 0, nil, false},
-		{"302 is not cached", 302, map[string]string{"Cache-Control": "max-age=60", "Location": "/x"}, 0, nil, false},
+		{"500 with explicit freshness", 500, map[string]string{"Cache-Control": "max-age=60"}, 0, nil, true},
+		{"500 never by DefaultTTL", 500, nil, time.Hour, nil, false},
+		{"503 never by DefaultTTL even if public", 503, map[string]string{"Cache-Control": "public"}, 0, nil, false},
+		{"302 with explicit freshness", 302, map[string]string{"Cache-Control": "max-age=60", "Location": "/x"}, 0, nil, true},
+		{"302 never by DefaultTTL", 302, map[string]string{"Location": "/x"}, time.Hour, nil, false},
+		{"206 never", 206, map[string]string{"Cache-Control": "max-age=60", "Content-Range": "bytes 0-1/10"}, 0, nil, false},
 		{"Vary: *", 200, map[string]string{"Cache-Control": "max-age=60", "Vary": "*"}, 0, nil, false},
 		{"Authorization, max-age", 200, map[string]string{"Cache-Control": "max-age=60"}, 0, []string{"Authorization", "Bearer a"}, false},
 		{"Authorization, public", 200, map[string]string{"Cache-Control": "public, max-age=60"}, 0, []string{"Authorization", "Bearer a"}, true},
@@ -106,7 +110,7 @@ func TestResponseCacheControl(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rc := newRC(t, localcache.ResponseOptions{DefaultTTL: tt.defaultTTL, Now: clk.Now})
+			rc := newRC(t, localcache.ResponseOptions{DefaultTTL: tt.defaultTTL})
 			o := &origin{status: tt.status, header: tt.header}
 			h := rc.Handler(o)
 			first := do(h, "GET", "http://example.com/page", tt.reqHeader...)
@@ -131,6 +135,9 @@ func TestResponseCacheControl(t *testing.T) {
 				if got := body(t, second); got != "body 1 for " {
 					t.Errorf("hit body %q", got)
 				}
+				if got := second.Header.Get("X-User"); got != "" {
+					t.Errorf("private field X-User %q served from the cache", got)
+				}
 			}
 		})
 	}
@@ -153,9 +160,10 @@ func TestAuthorizedRequestNotServedFromCache(t *testing.T) {
 	}
 }
 
-func TestFreshnessAndAge(t *testing.T) {
-	clk := newClock()
-	rc := newRC(t, localcache.ResponseOptions{Now: clk.Now})
+func TestFreshnessAndAge(t *testing.T) { synctest.Test(t, testFreshnessAndAge) }
+
+func testFreshnessAndAge(t *testing.T) {
+	rc := newRC(t, localcache.ResponseOptions{})
 	o := &origin{header: map[string]string{"Cache-Control": "max-age=60", "Age": "5"}}
 	h := rc.Handler(o)
 	do(h, "GET", "http://example.com/a")
@@ -171,7 +179,7 @@ func TestFreshnessAndAge(t *testing.T) {
 		{0, "HIT", "5"},           // refetched
 	}
 	for i, s := range steps {
-		clk.Advance(s.advance)
+		time.Sleep(s.advance)
 		res := do(h, "GET", "http://example.com/a")
 		if got := res.Header.Get("X-Cache"); got != s.wantX {
 			t.Errorf("step %d: X-Cache %s, want %s", i, got, s.wantX)
@@ -203,27 +211,46 @@ func TestVary(t *testing.T) {
 	}
 }
 
-func TestKeyNormalisation(t *testing.T) {
-	rc := newRC(t, localcache.ResponseOptions{})
-	o := &origin{header: map[string]string{"Cache-Control": "max-age=60"}}
-	h := rc.Handler(o)
-	tests := []struct {
-		target string
-		want   string
-	}{
-		{"http://example.com/p?b=2&a=1", "MISS"},
-		{"http://example.com/p?a=1&b=2", "HIT"},
-		{"http://EXAMPLE.com/p?a=1&b=2", "HIT"},
-		{"http://example.com/p?a=1&b=3", "MISS"},
-		{"http://example.com/p", "MISS"},
-		{"http://other.example/p", "MISS"},
-		{"http://example.com/p?a=%zz", "MISS"}, // unparseable query: not cached
-		{"http://example.com/p?a=%zz", "MISS"},
-	}
-	for _, tt := range tests {
-		if got := do(h, "GET", tt.target).Header.Get("X-Cache"); got != tt.want {
-			t.Errorf("%s: X-Cache %q, want %s", tt.target, got, tt.want)
-		}
+// TestKeyConfusion checks that the key merges only URLs that are
+// provably the same resource: host case, and with SortQuery parameter
+// order. Issue 13 found ?a, ?a=, %20 and + and reordered parameters all
+// sharing one entry.
+func TestKeyConfusion(t *testing.T) {
+	for _, sortQuery := range []bool{false, true} {
+		t.Run(fmt.Sprintf("SortQuery=%v", sortQuery), func(t *testing.T) {
+			rc := newRC(t, localcache.ResponseOptions{SortQuery: sortQuery})
+			h := rc.Handler(&origin{header: map[string]string{"Cache-Control": "max-age=60"}})
+			reordered := "MISS"
+			if sortQuery {
+				reordered = "HIT"
+			}
+			for _, tt := range []struct {
+				target string
+				want   string
+			}{
+				{"http://example.com/p?b=2&a=1", "MISS"},
+				{"http://example.com/p?b=2&a=1", "HIT"},
+				{"https://EXAMPLE.com/p?b=2&a=1", "HIT"}, // scheme not in the key by default
+				{"http://example.com/p?a=1&b=2", reordered},
+				{"http://example.com/p?a=1&b=3", "MISS"},
+				{"http://example.com/p", "MISS"},
+				{"http://example.com/p?", "MISS"},
+				{"http://other.example/p", "MISS"},
+				{"http://example.com/q?a", "MISS"},
+				{"http://example.com/q?a=", "MISS"},
+				{"http://example.com/q?x=%20", "MISS"},
+				{"http://example.com/q?x=+", "MISS"},
+				{"http://example.com/q?x=%2B", "MISS"},
+				{"http://example.com/r%2Fs", "MISS"},
+				{"http://example.com/r/s", "MISS"},
+				{"http://example.com/q?a=%zz", "MISS"},
+				{"http://example.com/q?a=%zz", "HIT"},
+			} {
+				if got := do(h, "GET", tt.target).Header.Get("X-Cache"); got != tt.want {
+					t.Errorf("%s: X-Cache %q, want %s", tt.target, got, tt.want)
+				}
+			}
+		})
 	}
 }
 
@@ -427,8 +454,8 @@ func TestPurge(t *testing.T) {
 	h := rc.Handler(o)
 	do(h, "GET", "http://example.com/p?b=1&a=2")
 	do(h, "GET", "http://example.com/q")
-	if err := rc.Purge("http://example.com/p?a=2&b=1"); err != nil {
-		t.Fatal(err)
+	if n, err := rc.Purge("https://EXAMPLE.com/p?b=1&a=2"); n != 1 || err != nil {
+		t.Fatalf("Purge = %d, %v; want 1 (scheme and host case ignored)", n, err)
 	}
 	if got := do(h, "GET", "http://example.com/p?b=1&a=2").Header.Get("X-Cache"); got != "MISS" {
 		t.Errorf("after Purge: %s", got)
@@ -436,18 +463,20 @@ func TestPurge(t *testing.T) {
 	if got := do(h, "GET", "http://example.com/q").Header.Get("X-Cache"); got != "HIT" {
 		t.Errorf("other URL after Purge: %s", got)
 	}
-	rc.PurgeAll()
+	if n := rc.PurgeAll(); n != 2 {
+		t.Errorf("PurgeAll = %d, want 2", n)
+	}
 	if got := do(h, "GET", "http://example.com/q").Header.Get("X-Cache"); got != "MISS" {
 		t.Errorf("after PurgeAll: %s", got)
 	}
-	if err := rc.Purge("/relative"); !errors.Is(err, localcache.ErrBadURL) {
+	if _, err := rc.Purge("/relative"); !errors.Is(err, localcache.ErrBadURL) {
 		t.Errorf("Purge(relative) = %v, want ErrBadURL", err)
 	}
 }
 
 func TestNewResponseCacheRejects(t *testing.T) {
 	for _, o := range []localcache.ResponseOptions{
-		{MaxBytes: -1}, {MaxBodyBytes: -1}, {DefaultTTL: -1}, {StatusCodes: []int{99}},
+		{MaxBytes: -1}, {MaxBodyBytes: -1}, {DefaultTTL: -1}, {MaxStale: -1},
 	} {
 		if _, err := localcache.NewResponseCache(o); err == nil {
 			t.Errorf("%+v: no error", o)
