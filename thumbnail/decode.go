@@ -2,17 +2,17 @@ package thumbnail
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
 	"image/gif"
-	"image/jpeg"
 	"image/png"
 
 	"golang.org/x/image/webp"
 
-	"github.com/sharednothing/sharednothing/thumbnail/internal/jpegdc"
+	"github.com/sharednothing/sharednothing/thumbnail/internal/jpg"
 )
 
 // Errors a render can fail with. The handler maps each to its status and
@@ -53,16 +53,17 @@ type decoded struct {
 	plan        plan   // geometry, in img's pixel coordinates
 }
 
-// dcMin is how many times larger than the target a JPEG's crop must be for
-// the 1/8-scale DC decode: 10 leaves at least 1.25× the target for the
-// final Lanczos pass.
-const dcMin = 10
+// decode is decodeContext without cancellation.
+func decode(data []byte, sp Spec, maxPixels int64, maxDim int) (decoded, error) {
+	return decodeContext(context.Background(), data, sp, maxPixels, maxDim)
+}
 
-// decode sniffs, checks limits with DecodeConfig, plans the geometry for sp,
-// then decodes data: a large JPEG at 1/8 scale when that still leaves
-// enough pixels, anything else in full. Decoder panics are recovered and
-// reported as ErrCorruptImage.
-func decode(data []byte, sp Spec, maxPixels int64, maxDim int) (d decoded, err error) {
+// decodeContext sniffs, checks the header against the limits, plans the
+// geometry for sp, then decodes data: a JPEG at the smallest of 1/8, 1/4,
+// 1/2 and 1/1 scale that still leaves at least the target size (the JPEG
+// decoder checks ctx once per row of blocks), anything else in full.
+// Decoder panics are recovered and reported as ErrCorruptImage.
+func decodeContext(ctx context.Context, data []byte, sp Spec, maxPixels int64, maxDim int) (d decoded, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			d, err = decoded{}, fmt.Errorf("%w: decoder failed: %v", ErrCorruptImage, p)
@@ -73,8 +74,10 @@ func decode(data []byte, sp Spec, maxPixels int64, maxDim int) (d decoded, err e
 	var decFn func([]byte) (image.Image, error)
 	switch d.format {
 	case "jpeg":
-		cfgFn = func(b []byte) (image.Config, error) { return jpeg.DecodeConfig(bytes.NewReader(b)) }
-		decFn = func(b []byte) (image.Image, error) { return jpeg.Decode(bytes.NewReader(b)) }
+		cfgFn = func(b []byte) (image.Config, error) {
+			c, err := jpg.DecodeConfig(b)
+			return image.Config{Width: c.Width, Height: c.Height}, err
+		}
 	case "png":
 		cfgFn = func(b []byte) (image.Config, error) { return png.DecodeConfig(bytes.NewReader(b)) }
 		decFn = func(b []byte) (image.Image, error) { return png.Decode(bytes.NewReader(b)) }
@@ -83,11 +86,20 @@ func decode(data []byte, sp Spec, maxPixels int64, maxDim int) (d decoded, err e
 		decFn = func(b []byte) (image.Image, error) { return gif.Decode(bytes.NewReader(b)) }
 	case "webp":
 		cfgFn = func(b []byte) (image.Config, error) { return webp.DecodeConfig(bytes.NewReader(b)) }
-		decFn = func(b []byte) (image.Image, error) { return webp.Decode(bytes.NewReader(b)) }
+		decFn = func(b []byte) (image.Image, error) {
+			m, err := webp.Decode(bytes.NewReader(b))
+			if err != nil {
+				return nil, err
+			}
+			return fromLimitedRange(m), nil
+		}
 	default:
 		return decoded{}, fmt.Errorf("%w: only JPEG, PNG, GIF and WebP images are accepted", ErrUnsupportedFormat)
 	}
 	cfg, err := cfgFn(data)
+	if errors.Is(err, jpg.ErrUnsupported) {
+		return decoded{}, fmt.Errorf("%w: %v", ErrUnsupportedFormat, err)
+	}
 	if err != nil {
 		return decoded{}, fmt.Errorf("%w: %s header: %v", ErrCorruptImage, d.format, err)
 	}
@@ -115,18 +127,8 @@ func decode(data []byte, sp Spec, maxPixels int64, maxDim int) (d decoded, err e
 	if d.plan, err = makePlan(full, d.orientation, sp, maxDim); err != nil {
 		return decoded{}, err
 	}
-	if c := d.plan.crop; d.format == "jpeg" && c.Dx() >= dcMin*d.plan.tw && c.Dy() >= dcMin*d.plan.th {
-		img, err := jpegdc.Decode(bytes.NewReader(data))
-		switch {
-		case err == nil && img.Bounds() == image.Rect(0, 0, (cfg.Width+7)/8, (cfg.Height+7)/8):
-			d.img = img
-			d.plan.crop = image.Rect((c.Min.X+4)/8, (c.Min.Y+4)/8, (c.Max.X+4)/8, (c.Max.Y+4)/8)
-			return d, nil
-		case err == nil || err == jpegdc.ErrUnsupported:
-			// Decode in full below.
-		default:
-			return decoded{}, fmt.Errorf("%w: jpeg: %v", ErrCorruptImage, err)
-		}
+	if d.format == "jpeg" {
+		return decodeJPEG(ctx, data, d, maxPixels)
 	}
 	img, err := decFn(data)
 	if err != nil {
@@ -138,6 +140,115 @@ func decode(data []byte, sp Spec, maxPixels int64, maxDim int) (d decoded, err e
 	d.img = img
 	return d, nil
 }
+
+// jpegScale is the largest of 8, 4, 2 and 1 that, as a decode scale
+// denominator, still leaves the crop at least as large as the target.
+func jpegScale(p plan) int {
+	for _, s := range []int{8, 4, 2} {
+		if p.crop.Dx()/s >= p.tw && p.crop.Dy()/s >= p.th {
+			return s
+		}
+	}
+	return 1
+}
+
+// decodeJPEG decodes at the scale the plan allows and maps the crop to
+// the scaled pixels. A truncated file is refused as corrupt (the decoder
+// stops where the data ends) rather than served, and cached, half gray.
+func decodeJPEG(ctx context.Context, data []byte, d decoded, maxPixels int64) (decoded, error) {
+	s := jpegScale(d.plan)
+	img, err := jpg.Decode(ctx, data, jpg.Options{Scale: s, MaxPixels: maxPixels})
+	switch {
+	case err == nil:
+	case errors.Is(err, jpg.ErrUnsupported):
+		return decoded{}, fmt.Errorf("%w: %v", ErrUnsupportedFormat, err)
+	case errors.Is(err, jpg.ErrTooLarge):
+		return decoded{}, fmt.Errorf("%w: %v", ErrSourceTooLarge, err)
+	case ctx.Err() != nil:
+		return decoded{}, err
+	default:
+		return decoded{}, fmt.Errorf("%w: %v", ErrCorruptImage, err)
+	}
+	c, b := d.plan.crop, img.Bounds()
+	d.plan.crop = image.Rect(c.Min.X/s, c.Min.Y/s, (c.Max.X+s-1)/s, (c.Max.Y+s-1)/s).Intersect(b)
+	d.img = img
+	return d, nil
+}
+
+// fromLimitedRange converts the YCbCr planes x/image/webp returns, which
+// hold BT.601 limited-range values (Y 16–235, chroma 16–240, as VP8
+// codes them), to NRGBA; image.YCbCr's own conversion would treat them as
+// full range and flatten the tones. Chroma is upsampled with a centred
+// triangle filter. Other images pass through.
+func fromLimitedRange(m image.Image) image.Image {
+	var yc *image.YCbCr
+	var alpha []uint8
+	var astride int
+	switch m := m.(type) {
+	case *image.YCbCr:
+		yc = m
+	case *image.NYCbCrA:
+		yc, alpha, astride = &m.YCbCr, m.A, m.AStride
+	default:
+		return m
+	}
+	if yc.SubsampleRatio != image.YCbCrSubsampleRatio420 {
+		return m
+	}
+	b := yc.Rect
+	w, h := b.Dx(), b.Dy()
+	out := image.NewNRGBA(image.Rect(0, 0, w, h))
+	cw, ch := (w+1)/2, (h+1)/2
+	cb, cr := make([]int32, w), make([]int32, w)
+	for y := 0; y < h; y++ {
+		// Vertical then horizontal 3:1 blends of the two nearest chroma rows.
+		y0, y1 := (y-1)>>1, (y+1)>>1
+		w0, w1 := int32(1), int32(3)
+		if y&1 == 0 {
+			w0, w1 = 1, 3
+			y0, y1 = (y>>1)-1, y>>1
+		} else {
+			w0, w1 = 3, 1
+			y0, y1 = y>>1, (y>>1)+1
+		}
+		y0, y1 = min(max(y0, 0), ch-1), min(max(y1, 0), ch-1)
+		row := func(dst []int32, pl []uint8) {
+			o0, o1 := yc.CStride*y0, yc.CStride*y1
+			for x := 0; x < w; x++ {
+				var x0, x1 int
+				var a0, a1 int32
+				if x&1 == 0 {
+					x0, x1, a0, a1 = (x>>1)-1, x>>1, 1, 3
+				} else {
+					x0, x1, a0, a1 = x>>1, (x>>1)+1, 3, 1
+				}
+				x0, x1 = min(max(x0, 0), cw-1), min(max(x1, 0), cw-1)
+				v0 := int32(pl[o0+x0])*a0 + int32(pl[o0+x1])*a1
+				v1 := int32(pl[o1+x0])*a0 + int32(pl[o1+x1])*a1
+				dst[x] = v0*w0 + v1*w1 // ×16
+			}
+		}
+		row(cb, yc.Cb)
+		row(cr, yc.Cr)
+		yr := yc.Y[y*yc.YStride:]
+		o := out.Pix[y*out.Stride:]
+		for x := 0; x < w; x++ {
+			// BT.601 limited range, 16.16 fixed point; chroma is ×16.
+			yy := (int32(yr[x])-16)*76309 + 1<<15
+			u, v := cb[x]-128*16, cr[x]-128*16
+			r := (yy + (104597*v)>>4) >> 16
+			g := (yy - (25675*u)>>4 - (53279*v)>>4) >> 16
+			bl := (yy + (132201*u)>>4) >> 16
+			o[4*x], o[4*x+1], o[4*x+2], o[4*x+3] = clamp255(r), clamp255(g), clamp255(bl), 255
+			if alpha != nil {
+				o[4*x+3] = alpha[y*astride+x]
+			}
+		}
+	}
+	return out
+}
+
+func clamp255(v int32) uint8 { return uint8(min(max(v, 0), 255)) }
 
 // gifFrames counts the image descriptors in a GIF without decoding pixels.
 func gifFrames(b []byte) (int64, error) {
