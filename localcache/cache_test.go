@@ -2,6 +2,7 @@ package localcache_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -9,30 +10,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sharednothing/sharednothing/localcache"
 )
-
-// clock is a fake time source for Options.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // evictLog records OnEvict calls.
 type evictLog struct {
@@ -66,26 +48,29 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	tests := []struct {
 		name string
 		o    localcache.Options[string, int]
-		want error
+		want string // "" for no error
 	}{
-		{"negative MaxEntries", localcache.Options[string, int]{MaxEntries: -1}, localcache.ErrNegative},
-		{"negative MaxBytes", localcache.Options[string, int]{MaxBytes: -1}, localcache.ErrNegative},
-		{"negative TTL", localcache.Options[string, int]{TTL: -time.Second}, localcache.ErrNegative},
-		{"negative Shards", localcache.Options[string, int]{Shards: -2}, localcache.ErrNegative},
-		{"negative ErrorTTL", localcache.Options[string, int]{ErrorTTL: -1}, localcache.ErrNegative},
-		{"negative StaleWhileRevalidate", localcache.Options[string, int]{StaleWhileRevalidate: -1}, localcache.ErrNegative},
-		{"MaxBytes without Cost", localcache.Options[string, int]{MaxBytes: 10}, localcache.ErrNoCost},
-		{"zero value", localcache.Options[string, int]{}, nil},
-		{"odd shard count", localcache.Options[string, int]{Shards: 3}, nil},
+		{"negative MaxEntries", localcache.Options[string, int]{MaxEntries: -1}, "localcache: New: Options.MaxEntries must not be negative"},
+		{"negative MaxBytes", localcache.Options[string, int]{MaxBytes: -1}, "localcache: New: Options.MaxBytes must not be negative"},
+		{"negative TTL", localcache.Options[string, int]{TTL: -time.Second}, "localcache: New: Options.TTL must not be negative"},
+		{"negative Shards", localcache.Options[string, int]{Shards: -2}, "localcache: New: Options.Shards must not be negative"},
+		{"negative ErrorTTL", localcache.Options[string, int]{ErrorTTL: -1}, "localcache: New: Options.ErrorTTL must not be negative"},
+		{"negative StaleWhileRevalidate", localcache.Options[string, int]{StaleWhileRevalidate: -1}, "localcache: New: Options.StaleWhileRevalidate must not be negative"},
+		{"MaxBytes without Cost", localcache.Options[string, int]{MaxBytes: 10}, "localcache: New: Options.MaxBytes needs Options.Cost"},
+		{"zero value", localcache.Options[string, int]{}, ""},
+		{"odd shard count", localcache.Options[string, int]{Shards: 3}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := localcache.New(tt.o)
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("got %v, want %v", err, tt.want)
-			}
-			if err == nil {
+			got := ""
+			if err != nil {
+				got = err.Error()
+			} else {
 				c.Close()
+			}
+			if got != tt.want {
+				t.Fatalf("got error %q, want %q", got, tt.want)
 			}
 		})
 	}
@@ -103,15 +88,21 @@ func TestGetSetDelete(t *testing.T) {
 	if v, ok := c.Get("a"); !ok || v != 3 {
 		t.Fatalf("got %v %v, want 3 true", v, ok)
 	}
-	c.Delete("b")
-	c.Delete("missing")
+	if !c.Delete("b") {
+		t.Error("Delete(b) = false, want true")
+	}
+	if c.Delete("missing") {
+		t.Error("Delete(missing) = true, want false")
+	}
 	if _, ok := c.Get("b"); ok {
 		t.Fatal("deleted b still there")
 	}
 	if c.Len() != 1 {
 		t.Fatalf("Len %d, want 1", c.Len())
 	}
-	c.Purge()
+	if n := c.Purge(); n != 1 {
+		t.Errorf("Purge removed %d, want 1", n)
+	}
 	if c.Len() != 0 {
 		t.Fatalf("Len after Purge %d, want 0", c.Len())
 	}
@@ -209,32 +200,33 @@ func TestByteBound(t *testing.T) {
 }
 
 func TestTTL(t *testing.T) {
-	clk := newClock()
-	var log evictLog
-	c := mustNew(t, localcache.Options[string, int]{TTL: time.Minute, Now: clk.Now, OnEvict: log.add})
-	c.Set("default", 1)
-	c.SetWithTTL("short", 2, time.Second)
-	c.SetWithTTL("forever", 3, 0)
-	clk.Advance(2 * time.Second)
-	if _, ok := c.Get("short"); ok {
-		t.Error("short outlived its TTL")
-	}
-	if _, ok := c.Get("default"); !ok {
-		t.Error("default expired early")
-	}
-	clk.Advance(time.Minute)
-	if _, ok := c.Get("default"); ok {
-		t.Error("default outlived TTL")
-	}
-	if v, ok := c.Get("forever"); !ok || v != 3 {
-		t.Error("forever expired")
-	}
-	if got, want := log.String(), "[short=2 expired default=1 expired]"; got != want {
-		t.Errorf("OnEvict got %s, want %s", got, want)
-	}
-	if st := c.Stats(); st.Expirations != 2 || st.Entries != 1 {
-		t.Errorf("stats %+v", st)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var log evictLog
+		c := mustNew(t, localcache.Options[string, int]{TTL: time.Minute, OnEvict: log.add})
+		c.Set("default", 1)
+		c.SetWithTTL("short", 2, time.Second)
+		c.SetWithTTL("forever", 3, 0)
+		time.Sleep(2 * time.Second)
+		if _, ok := c.Get("short"); ok {
+			t.Error("short outlived its TTL")
+		}
+		if _, ok := c.Get("default"); !ok {
+			t.Error("default expired early")
+		}
+		time.Sleep(time.Minute)
+		if _, ok := c.Get("default"); ok {
+			t.Error("default outlived TTL")
+		}
+		if v, ok := c.Get("forever"); !ok || v != 3 {
+			t.Error("forever expired")
+		}
+		if got, want := log.String(), "[short=2 expired default=1 expired]"; got != want {
+			t.Errorf("OnEvict got %s, want %s", got, want)
+		}
+		if st := c.Stats(); st.Expirations != 2 || st.Entries != 1 {
+			t.Errorf("stats %+v", st)
+		}
+	})
 }
 
 func TestGetOrLoadCoalesces(t *testing.T) {
@@ -340,73 +332,75 @@ func TestErrorTTL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := newClock()
-			c := mustNew(t, localcache.Options[string, int]{ErrorTTL: tt.errTTL, Now: clk.Now})
-			var calls atomic.Int32
-			loader := func(context.Context, string) (int, error) { calls.Add(1); return 0, errDown }
-			for _, step := range []time.Duration{0, 500 * time.Millisecond, time.Second} {
-				clk.Advance(step)
-				if _, err := c.GetOrLoad(context.Background(), "k", loader); !errors.Is(err, errDown) {
-					t.Fatalf("got %v, want errDown", err)
+			synctest.Test(t, func(t *testing.T) {
+				c := mustNew(t, localcache.Options[string, int]{ErrorTTL: tt.errTTL})
+				var calls atomic.Int32
+				loader := func(context.Context, string) (int, error) { calls.Add(1); return 0, errDown }
+				for _, step := range []time.Duration{0, 500 * time.Millisecond, time.Second} {
+					time.Sleep(step)
+					if _, err := c.GetOrLoad(context.Background(), "k", loader); !errors.Is(err, errDown) {
+						t.Fatalf("got %v, want errDown", err)
+					}
 				}
-			}
-			if got := calls.Load(); got != tt.wantCalls {
-				t.Errorf("loader ran %d times, want %d", got, tt.wantCalls)
-			}
-			if _, ok := c.Get("k"); ok {
-				t.Error("Get returned a cached error as a value")
-			}
+				if got := calls.Load(); got != tt.wantCalls {
+					t.Errorf("loader ran %d times, want %d", got, tt.wantCalls)
+				}
+				if _, ok := c.Get("k"); ok {
+					t.Error("Get returned a cached error as a value")
+				}
+			})
 		})
 	}
 }
 
 func TestStaleWhileRevalidate(t *testing.T) {
-	clk := newClock()
-	replaced := make(chan int, 1)
-	c := mustNew(t, localcache.Options[string, int]{
-		TTL: time.Minute, StaleWhileRevalidate: 10 * time.Second, Now: clk.Now,
-		OnEvict: func(k string, v int, r localcache.EvictReason) {
-			if r == localcache.Replaced {
-				replaced <- v
+	synctest.Test(t, func(t *testing.T) {
+		replaced := make(chan int, 1)
+		c := mustNew(t, localcache.Options[string, int]{
+			TTL: time.Minute, StaleWhileRevalidate: 10 * time.Second,
+			OnEvict: func(k string, v int, r localcache.EvictReason) {
+				if r == localcache.Replaced {
+					replaced <- v
+				}
+			},
+		})
+		var version atomic.Int32
+		release := make(chan struct{})
+		loader := func(context.Context, string) (int, error) {
+			if version.Add(1) > 1 {
+				<-release
 			}
-		},
+			return int(version.Load()), nil
+		}
+		ctx := context.Background()
+		if v, _ := c.GetOrLoad(ctx, "k", loader); v != 1 {
+			t.Fatalf("got %d, want 1", v)
+		}
+		time.Sleep(time.Minute + 5*time.Second) // expired, inside the stale window
+		for range 3 {
+			if v, err := c.GetOrLoad(ctx, "k", loader); v != 1 || err != nil {
+				t.Fatalf("stale read got %d %v, want 1", v, err)
+			}
+		}
+		if _, ok := c.Get("k"); ok {
+			t.Error("Get returned an expired value")
+		}
+		close(release)
+		if old := <-replaced; old != 1 {
+			t.Errorf("refresh replaced %d, want 1", old)
+		}
+		if v, _ := c.GetOrLoad(ctx, "k", loader); v != 2 {
+			t.Errorf("after refresh got %d, want 2", v)
+		}
+		if got := version.Load(); got != 2 {
+			t.Errorf("loader ran %d times, want 2 (one refresh)", got)
+		}
+		// Past the stale window a read waits for a fresh load.
+		time.Sleep(2 * time.Minute)
+		if v, _ := c.GetOrLoad(ctx, "k", loader); v != 3 {
+			t.Errorf("past the stale window got %d, want 3", v)
+		}
 	})
-	var version atomic.Int32
-	release := make(chan struct{})
-	loader := func(context.Context, string) (int, error) {
-		if version.Add(1) > 1 {
-			<-release
-		}
-		return int(version.Load()), nil
-	}
-	ctx := context.Background()
-	if v, _ := c.GetOrLoad(ctx, "k", loader); v != 1 {
-		t.Fatalf("got %d, want 1", v)
-	}
-	clk.Advance(time.Minute + 5*time.Second) // expired, inside the stale window
-	for range 3 {
-		if v, err := c.GetOrLoad(ctx, "k", loader); v != 1 || err != nil {
-			t.Fatalf("stale read got %d %v, want 1", v, err)
-		}
-	}
-	if _, ok := c.Get("k"); ok {
-		t.Error("Get returned an expired value")
-	}
-	close(release)
-	if old := <-replaced; old != 1 {
-		t.Errorf("refresh replaced %d, want 1", old)
-	}
-	if v, _ := c.GetOrLoad(ctx, "k", loader); v != 2 {
-		t.Errorf("after refresh got %d, want 2", v)
-	}
-	if got := version.Load(); got != 2 {
-		t.Errorf("loader ran %d times, want 2 (one refresh)", got)
-	}
-	// Past the stale window a read waits for a fresh load.
-	clk.Advance(2 * time.Minute)
-	if v, _ := c.GetOrLoad(ctx, "k", loader); v != 3 {
-		t.Errorf("past the stale window got %d, want 3", v)
-	}
 }
 
 func TestCloseStopsLoads(t *testing.T) {
@@ -473,5 +467,133 @@ func TestHitDoesNotAllocate(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { c.GetOrLoad(ctx, "key", loader) }); n != 0 {
 		t.Errorf("GetOrLoad hit allocates %v times", n)
+	}
+}
+
+func TestGetOrLoadWaiterCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := mustNew(t, localcache.Options[string, string]{})
+		release := make(chan struct{})
+		var loaderCtxErr error
+		var calls atomic.Int32
+		loader := func(ctx context.Context, k string) (string, error) {
+			calls.Add(1)
+			<-release
+			loaderCtxErr = ctx.Err()
+			return "v", nil
+		}
+		ctx1, cancel1 := context.WithCancel(context.Background())
+		first := make(chan error, 1)
+		go func() {
+			_, err := c.GetOrLoad(ctx1, "k", loader)
+			first <- err
+		}()
+		second := make(chan string, 1)
+		go func() {
+			v, _ := c.GetOrLoad(context.Background(), "k", loader)
+			second <- v
+		}()
+		synctest.Wait() // both wait for the one load
+		cancel1()
+		synctest.Wait()
+		select {
+		case err := <-first:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancelled waiter got %v, want context.Canceled", err)
+			}
+		default:
+			t.Fatal("cancelled waiter still waiting for the load")
+		}
+		close(release)
+		if v := <-second; v != "v" {
+			t.Errorf("other waiter got %q, want v", v)
+		}
+		if loaderCtxErr != nil {
+			t.Errorf("loader's context was cancelled: %v", loaderCtxErr)
+		}
+		if n := calls.Load(); n != 1 {
+			t.Errorf("loader ran %d times, want 1", n)
+		}
+	})
+}
+
+// TestInvalidationDuringLoad: a load that was running when its key was
+// deleted, set or purged must not store what it read (it may be older than
+// the change), though its waiters get it; a caller arriving after a Delete
+// or Purge starts a new load instead of joining the old one.
+func TestInvalidationDuringLoad(t *testing.T) {
+	tests := []struct {
+		name       string
+		invalidate func(c *localcache.Cache[string, string])
+		wantLate   string // what a GetOrLoad after the invalidation gets
+		lateWaits  bool   // whether it waits for the old load
+		wantCached string // "" for nothing cached
+		discarded  uint64
+	}{
+		{"no invalidation", func(*localcache.Cache[string, string]) {}, "old", true, "old", 0},
+		{"Delete of another key", func(c *localcache.Cache[string, string]) { c.Delete("other") }, "old", true, "old", 0},
+		{"Delete", func(c *localcache.Cache[string, string]) { c.Delete("k") }, "new", false, "new", 1},
+		{"Purge", func(c *localcache.Cache[string, string]) { c.Purge() }, "new", false, "new", 1},
+		{"Set", func(c *localcache.Cache[string, string]) { c.Set("k", "set") }, "set", false, "set", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := mustNew(t, localcache.Options[string, string]{Shards: 1})
+				db := "old" // what the loader reads
+				release := make(chan struct{})
+				load := func(context.Context, string) (string, error) {
+					v := db // read before the write below...
+					<-release
+					return v, nil // ...returned after it
+				}
+				first := make(chan string, 1)
+				go func() {
+					v, _ := c.GetOrLoad(context.Background(), "k", load)
+					first <- v
+				}()
+				synctest.Wait()
+				db = "new" // the write...
+				tt.invalidate(c)
+				late := make(chan string, 1)
+				go func() {
+					v, _ := c.GetOrLoad(context.Background(), "k", func(context.Context, string) (string, error) { return db, nil })
+					late <- v
+				}()
+				synctest.Wait()
+				if waiting := len(late) == 0; waiting != tt.lateWaits {
+					t.Errorf("GetOrLoad after the invalidation waits for the old load: %v, want %v", waiting, tt.lateWaits)
+				}
+				close(release)
+				if v := <-first; v != "old" {
+					t.Errorf("the old load's waiter got %q, want old", v)
+				}
+				if v := <-late; v != tt.wantLate {
+					t.Errorf("GetOrLoad after the invalidation got %q, want %q", v, tt.wantLate)
+				}
+				synctest.Wait()
+				if got, _ := c.Get("k"); got != tt.wantCached {
+					t.Errorf("cached %q, want %q", got, tt.wantCached)
+				}
+				if st := c.Stats(); st.LoadsDiscarded != tt.discarded {
+					t.Errorf("LoadsDiscarded %d, want %d", st.LoadsDiscarded, tt.discarded)
+				}
+			})
+		})
+	}
+}
+
+func TestStatsJSON(t *testing.T) {
+	c := mustNew(t, localcache.Options[string, int]{})
+	c.Set("a", 1)
+	c.Get("a")
+	c.Get("b")
+	b, err := json.Marshal(c.Stats())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"hits":1,"misses":1,"loads":0,"load_errors":0,"loads_discarded":0,"evictions":0,"expirations":0,"entries":1,"bytes":0}`
+	if string(b) != want {
+		t.Errorf("got %s, want %s", b, want)
 	}
 }

@@ -4,26 +4,22 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
-	"time"
 )
-
-// call is one load in flight, shared by every GetOrLoad waiting for its key.
-type call[V any] struct {
-	done    chan struct{} // closed when val and err are set
-	val     V
-	err     error
-	waiters int                // under the shard's mu
-	cancel  context.CancelFunc // cancels the loader's context
-}
 
 // GetOrLoad returns the value for key, calling loader to produce and store
 // it on a miss.
 //
-// Concurrent misses for one key run loader once and all get its result. The
+// Concurrent misses for one key run loader once and all get its result
+// (through internal/flight, the toolkit's one coalescing mechanism). The
 // loader runs on its own goroutine with a context that keeps ctx's values
 // but not its cancellation: a caller whose ctx is done returns ctx.Err() at
 // once while the load goes on for the others. When every waiter has gone the
-// loader's context is cancelled. [Cache.Close] cancels it too.
+// loader's context is cancelled, and the next caller starts a new load.
+// [Cache.Close] cancels it too.
+//
+// A load that was running when its key was deleted, set or purged still
+// returns its result to its waiters, but the result is not stored (see
+// [Cache.Delete]).
 //
 // If loader panics, every waiter gets an error wrapping [ErrLoaderPanic]. If
 // it returns an error, that error is returned and, with Options.ErrorTTL
@@ -48,87 +44,60 @@ func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, loader func(ctx cont
 			return c.hit(s, n)
 		}
 	}
-	c.stats.miss()
-	return c.load(ctx, s, h, key, loader)
+	s.misses.Add(1)
+	v, err, _ := s.flight.Do(ctx, key, func(fctx context.Context) (V, error) {
+		return c.load(fctx, s, h, key, loader)
+	})
+	return v, err
 }
 
 // hit counts a hit on n and returns what it holds.
 func (c *Cache[K, V]) hit(s *shard[K, V], n *node[K, V]) (V, error) {
-	if n.ref.Load() == 0 {
-		n.ref.Store(1)
-	}
-	c.stats.hit()
+	n.touch()
+	s.hits.Add(1)
 	return n.value, n.err
 }
 
-// load joins or starts the load of key and waits for it or for ctx.
+// load runs loader for key on behalf of every GetOrLoad waiting for it and
+// stores the result, unless key was invalidated meanwhile.
 func (c *Cache[K, V]) load(ctx context.Context, s *shard[K, V], h uint64, key K, loader func(context.Context, K) (V, error)) (V, error) {
 	var zero V
+	if !c.startWork() {
+		return zero, ErrClosed
+	}
+	defer c.wg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.ctx, cancel)()
+
 	s.mu.Lock()
 	if n := s.find(h, key); n != nil && (n.expires == 0 || c.now() < n.expires) {
 		s.mu.Unlock()
-		return n.value, n.err // loaded while we took the lock
+		return n.value, n.err // stored by a load that finished as this one began
 	}
-	cl := s.calls[key]
-	if cl == nil {
-		if !c.startWork() {
-			s.mu.Unlock()
-			return zero, ErrClosed
-		}
-		var lctx context.Context
-		lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		stop := context.AfterFunc(c.ctx, cancel)
-		cl = &call[V]{done: make(chan struct{}), cancel: cancel}
-		if s.calls == nil {
-			s.calls = make(map[K]*call[V])
-		}
-		s.calls[key] = cl
-		go func() {
-			defer c.wg.Done()
-			defer stop()
-			defer cancel()
-			val, err := runLoader(lctx, key, loader)
-			if err == nil {
-				c.loads.Add(1)
-				c.store(key, val, c.ttl, nil, nil)
-			} else {
-				c.loadErrors.Add(1)
-				if c.errTTL > 0 && lctx.Err() == nil {
-					c.store(key, zero, c.errTTL, err, nil)
-				}
-			}
-			s.mu.Lock()
-			if s.calls[key] == cl {
-				delete(s.calls, key)
-			}
-			cl.val, cl.err = val, err
-			s.mu.Unlock()
-			close(cl.done)
-		}()
-	}
-	cl.waiters++
+	fl := s.beginFillLocked(key)
 	s.mu.Unlock()
 
-	select {
-	case <-cl.done:
-		return cl.val, cl.err
-	case <-ctx.Done():
+	val, err := runLoader(ctx, key, loader)
+	switch {
+	case err == nil:
+		c.loads.Add(1)
+		c.put(c.newNode(key, val, nil, c.ttl), nil, fl)
+	case c.errTTL > 0 && ctx.Err() == nil:
+		c.loadErrors.Add(1)
+		c.put(c.newNode(key, zero, err, c.errTTL), nil, fl)
+	default:
+		c.loadErrors.Add(1)
 		s.mu.Lock()
-		cl.waiters--
-		if cl.waiters == 0 {
-			// Nobody wants the result any more: stop the loader, and let
-			// the next caller start afresh rather than join a cancelled load.
-			cl.cancel()
-			if s.calls[key] == cl {
-				delete(s.calls, key)
-			}
-		}
+		s.endFillLocked(key, fl)
 		s.mu.Unlock()
-		return zero, ctx.Err()
 	}
+	return val, err
 }
 
-// refresh reloads stale in the background, for stale-while-revalidate.
+// refresh reloads stale in the background, for stale-while-revalidate. The
+// result replaces stale only if stale is still the entry, so a Delete, Set
+// or Purge meanwhile wins.
 func (c *Cache[K, V]) refresh(ctx context.Context, stale *node[K, V], loader func(context.Context, K) (V, error)) {
 	if !c.startWork() {
 		stale.refreshing.Store(false)
@@ -147,7 +116,7 @@ func (c *Cache[K, V]) refresh(ctx context.Context, stale *node[K, V], loader fun
 			return
 		}
 		c.loads.Add(1)
-		c.store(stale.key, val, c.ttl, nil, stale)
+		c.put(c.newNode(stale.key, val, nil, c.ttl), stale, nil)
 	}()
 }
 
@@ -160,19 +129,6 @@ func (c *Cache[K, V]) startWork() bool {
 	}
 	c.wg.Add(1)
 	return true
-}
-
-// store puts a loaded value (or error) under key. If expect is non-nil it
-// is stored only if expect is still the entry.
-func (c *Cache[K, V]) store(key K, val V, ttl time.Duration, err error, expect *node[K, V]) {
-	n := &node[K, V]{key: key, value: val, err: err}
-	if ttl > 0 {
-		n.expires = c.now() + int64(ttl)
-	}
-	if c.cost != nil && err == nil {
-		n.cost = max(0, c.cost(key, val))
-	}
-	c.put(n, expect)
 }
 
 // runLoader calls loader, turning a panic into an error.
