@@ -14,17 +14,25 @@ import (
 // The sealed payload is a compact binary record, never gob:
 //
 //	version byte (payloadVersion)
-//	id      [16]byte   random session ID
-//	issued  varint     unix seconds: creation or last RenewToken
-//	expires varint     unix seconds: absolute deadline, fixed at creation
-//	active  varint     unix seconds: last recorded activity (idle timeout)
+//	id      [16]byte   random session ID; all zero until first saved
+//	flags   byte       flagRememberMe
+//	issued  varint     unix nanoseconds: creation or last RenewToken
+//	expires varint     unix nanoseconds: absolute deadline
+//	active  varint     unix nanoseconds: last recorded activity (idle timeout)
 //	count   uvarint
 //	count × (uvarint key length, key, tag byte, value)
 //
 // Entries are sorted by key and unique. Each value carries a type tag so an
 // int comes back as an int, []byte as []byte and time.Time with its instant.
 // Any other type is stored as JSON and comes back as json.RawMessage.
-const payloadVersion = 1
+//
+// Times are kept to the nanosecond so that a session renewed right after a
+// revocation time compares as issued after it (version 1 kept seconds).
+const payloadVersion = 2
+
+// flagRememberMe marks a session whose cookie persists even when
+// Cookie.Persist is false ([Manager.RememberMe]).
+const flagRememberMe byte = 1
 
 const (
 	tagNil byte = iota + 1
@@ -59,9 +67,10 @@ type entry struct {
 // payload is the content of one session cookie.
 type payload struct {
 	id      [idLen]byte // all zero until the session is first saved
-	issued  int64
-	expires int64
-	active  int64
+	flags   byte
+	issued  int64   // unix nanoseconds
+	expires int64   // unix nanoseconds
+	active  int64   // unix nanoseconds
 	entries []entry // sorted by key, keys unique
 }
 
@@ -78,6 +87,7 @@ var errPayload = errors.New("session: malformed payload")
 func appendPayload(b []byte, p *payload) ([]byte, error) {
 	b = append(b, payloadVersion)
 	b = append(b, p.id[:]...)
+	b = append(b, p.flags)
 	b = binary.AppendVarint(b, p.issued)
 	b = binary.AppendVarint(b, p.expires)
 	b = binary.AppendVarint(b, p.active)
@@ -214,6 +224,10 @@ func decodePayload(b []byte, p *payload) error {
 		return errPayload
 	}
 	copy(p.id[:], d.bytes(idLen))
+	p.flags = d.byte()
+	if p.flags&^flagRememberMe != 0 {
+		return errPayload
+	}
 	p.issued = d.varint()
 	p.expires = d.varint()
 	p.active = d.varint()
@@ -340,5 +354,27 @@ func (d *decoder) value() any {
 	default:
 		d.bad = true
 		return nil
+	}
+}
+
+// normalize returns val as the session keeps it: values of the types the
+// payload encodes natively as they are, anything else as its JSON encoding,
+// so that Get returns the same type before and after the session is saved.
+func normalize(val any) (any, error) {
+	switch v := val.(type) {
+	case nil, string, []byte, bool, int, int8, int16, int32, int64,
+		uint, uint8, uint16, uint32, uint64, float32, float64, time.Time:
+		return val, nil
+	case json.RawMessage:
+		if !json.Valid(v) {
+			return nil, errors.New("invalid json.RawMessage")
+		}
+		return v, nil
+	default:
+		j, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		return json.RawMessage(j), nil
 	}
 }

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -10,164 +9,45 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/sharednothing/sharednothing"
+	"github.com/sharednothing/sharednothing/internal/reqstate"
 )
-
-var (
-	hashA  = bytes.Repeat([]byte("a"), 32)
-	blockA = bytes.Repeat([]byte("A"), 32)
-	hashB  = bytes.Repeat([]byte("b"), 32)
-	blockB = bytes.Repeat([]byte("B"), 32)
-)
-
-// clock is a settable time source for expiry tests.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-// client talks to one TLS test server through a cookie jar.
-type client struct {
-	t   *testing.T
-	srv *httptest.Server
-	hc  *http.Client
-	// errs collects what ErrorFunc received.
-	mu   sync.Mutex
-	errs []error
-}
-
-// serve starts a TLS server running h behind m.LoadAndSave. If m has no
-// ErrorFunc, one that records the error and replies 500 is installed.
-func serve(t *testing.T, m *Manager, h http.HandlerFunc) *client {
-	t.Helper()
-	c := &client{t: t}
-	if m.ErrorFunc == nil {
-		m.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {
-			c.mu.Lock()
-			c.errs = append(c.errs, err)
-			c.mu.Unlock()
-			if !errors.Is(err, ErrHeadersWritten) {
-				http.Error(w, "session error", http.StatusInternalServerError)
-			}
-		}
-	}
-	c.srv = httptest.NewTLSServer(m.LoadAndSave(h))
-	t.Cleanup(c.srv.Close)
-	c.hc = c.srv.Client()
-	c.hc.Jar, _ = cookiejar.New(nil)
-	return c
-}
-
-// get requests path and returns the response and its body.
-func (c *client) get(path string) (*http.Response, string) {
-	c.t.Helper()
-	res, err := c.hc.Get(c.srv.URL + path)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	return res, string(body)
-}
-
-func (c *client) errors() []error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]error(nil), c.errs...)
-}
-
-// jarCookies returns the jar's cookies for the server.
-func (c *client) jarCookies() map[string]string {
-	u, _ := url.Parse(c.srv.URL)
-	out := map[string]string{}
-	for _, k := range c.hc.Jar.Cookies(u) {
-		out[k.Name] = k.Value
-	}
-	return out
-}
-
-func newManager(cl *clock, keys ...[]byte) *Manager {
-	if len(keys) == 0 {
-		keys = [][]byte{hashA, blockA}
-	}
-	m := New(keys...)
-	if cl != nil {
-		m.now = cl.Now
-	}
-	return m
-}
-
-// kv is a handler for /put?k=v, /get?k, /pop?k, /destroy, /renew, /id, /clear.
-func kv(m *Manager) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		q := r.URL.Query()
-		switch r.URL.Path {
-		case "/put":
-			for k, v := range q {
-				m.Put(ctx, k, v[0])
-			}
-		case "/get":
-			for k := range q {
-				fmt.Fprint(w, m.GetString(ctx, k))
-			}
-		case "/pop":
-			for k := range q {
-				fmt.Fprint(w, m.PopString(ctx, k))
-			}
-		case "/keys":
-			fmt.Fprint(w, strings.Join(m.Keys(ctx), ","))
-		case "/clear":
-			m.Clear(ctx)
-		case "/destroy":
-			m.Destroy(ctx)
-		case "/renew":
-			m.RenewToken(ctx)
-			fmt.Fprint(w, m.ID(ctx))
-		case "/id":
-			fmt.Fprint(w, m.ID(ctx))
-		}
-	}
-}
 
 func TestNewPanics(t *testing.T) {
-	k32 := bytes.Repeat([]byte("k"), 32)
+	k32 := keyA
 	tests := []struct {
 		name string
-		keys [][]byte
+		f    func()
 	}{
-		{"none", nil},
-		{"odd", [][]byte{k32}},
-		{"short hash", [][]byte{k32[:31], k32}},
-		{"short block", [][]byte{k32, k32[:16]}},
-		{"long block", [][]byte{k32, append(k32, 'x')}},
-		{"bad old pair", [][]byte{k32, k32, k32[:8], k32}},
+		{"nil key", func() { New(nil) }},
+		{"short key", func() { New(k32[:31]) }},
+		{"short previous key", func() { New(k32, k32[:8]) }},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			defer func() {
-				msg, _ := recover().(string)
-				if !strings.HasPrefix(msg, "session: ") {
-					t.Errorf("got panic %q, want a session: panic", msg)
-				}
-			}()
-			New(tt.keys...)
-		})
+		t.Run(tt.name, func(t *testing.T) { mustPanic(t, tt.f) })
+	}
+}
+
+// Different keys, and the same key under New twice, behave as expected:
+// keys are derived, not used raw, and derivation is deterministic.
+func TestKeyDerivation(t *testing.T) {
+	rec := serveOnce(New(keyA).LoadAndSave(kv(New(keyA))), "/", "")
+	_ = rec
+	a1, a2, b := New(keyA), New(keyA), New(keyB)
+	put := serveOnce(a1.LoadAndSave(kv(a1)), "/put?user=ada", "")
+	hdr := cookieHeader(put.Result())
+	if got := serveOnce(a2.LoadAndSave(kv(a2)), "/get?user", hdr).Body.String(); got != "ada" {
+		t.Errorf("same key, new Manager: got %q, want ada", got)
+	}
+	if got := serveOnce(b.LoadAndSave(kv(b)), "/get?user", hdr).Body.String(); got != "" {
+		t.Errorf("other key: got %q, want empty", got)
 	}
 }
 
@@ -176,37 +56,73 @@ func TestLoadAndSavePanicsOnBadSetup(t *testing.T) {
 		name string
 		set  func(m *Manager)
 	}{
-		{"__Host- not Secure", func(m *Manager) { m.Cookie.Name = "__Host-s"; m.Cookie.Secure = false }},
+		{"__Host- insecure", func(m *Manager) { m.Cookie.Name = "__Host-s"; m.Cookie.Insecure = true }},
 		{"__Host- with Domain", func(m *Manager) { m.Cookie.Name = "__Host-s"; m.Cookie.Domain = "example.com" }},
+		{"lowercase __host- with Domain", func(m *Manager) { m.Cookie.Name = "__host-s"; m.Cookie.Domain = "example.com" }},
 		{"__Host- with Path", func(m *Manager) { m.Cookie.Name = "__Host-s"; m.Cookie.Path = "/app" }},
-		{"__Secure- not Secure", func(m *Manager) { m.Cookie.Name = "__Secure-s"; m.Cookie.Secure = false }},
+		{"__Secure- insecure", func(m *Manager) { m.Cookie.Name = "__Secure-s"; m.Cookie.Insecure = true }},
+		{"SameSite=None insecure", func(m *Manager) { m.Cookie.SameSite = http.SameSiteNoneMode; m.Cookie.Insecure = true }},
+		{"Partitioned insecure", func(m *Manager) { m.Cookie.Partitioned = true; m.Cookie.Insecure = true }},
 		{"bad name", func(m *Manager) { m.Cookie.Name = "a b" }},
-		{"empty name", func(m *Manager) { m.Cookie.Name = "" }},
 		{"MaxChunks too big", func(m *Manager) { m.MaxChunks = MaxChunksLimit + 1 }},
 		{"negative Lifetime", func(m *Manager) { m.Lifetime = -time.Second }},
+		{"negative IdleTimeout", func(m *Manager) { m.IdleTimeout = -time.Second }},
 		{"zero Manager", func(m *Manager) { *m = Manager{} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newManager(nil)
+			m := New(keyA)
 			tt.set(m)
-			defer func() {
-				msg, _ := recover().(string)
-				if !strings.HasPrefix(msg, "session: ") {
-					t.Errorf("got panic %q, want a session: panic", msg)
-				}
-			}()
-			m.LoadAndSave(http.NotFoundHandler())
+			mustPanic(t, func() { m.LoadAndSave(http.NotFoundHandler()) })
 		})
 	}
-	// A valid __Host- setup does not panic.
-	m := newManager(nil)
-	m.Cookie.Name = "__Host-session"
-	m.LoadAndSave(http.NotFoundHandler())
+	// Valid setups do not panic; an empty name means "session".
+	for _, c := range []sharednothing.Cookie{
+		{Name: "__Host-session"},
+		{Name: ""},
+		{SameSite: http.SameSiteNoneMode, Partitioned: true},
+	} {
+		m := New(keyA)
+		m.Cookie = c
+		m.LoadAndSave(http.NotFoundHandler())
+	}
+}
+
+// Issue 14: settings changed after LoadAndSave (chi calls it at the first
+// route) are honoured on the next request, and invalid ones fail every
+// request loudly instead of being ignored.
+func TestSettingsReadPerRequest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := New(keyA)
+		c := serve(t, m, kv(m)) // LoadAndSave has run
+		m.Lifetime = time.Hour
+		m.Cookie.Name = "sid"
+		m.Cookie.Persist = false
+		m.IdleTimeout = 10 * time.Minute
+		res, _ := c.get("/put?user=ada")
+		sc := res.Header.Get("Set-Cookie")
+		if !strings.HasPrefix(sc, "sid=") || strings.Contains(sc, "Max-Age") {
+			t.Fatalf("Set-Cookie %q: want name sid without Max-Age", sc)
+		}
+		if _, body := c.get("/deadline"); body != fmt.Sprint(time.Now().Add(time.Hour).UnixNano()) {
+			t.Errorf("deadline %s, want now+1h", body)
+		}
+		time.Sleep(11 * time.Minute)
+		if _, body := c.get("/get?user"); body != "" {
+			t.Errorf("IdleTimeout set after mount not enforced: got %q", body)
+		}
+
+		m.Cookie.Name = "__Host-sid"
+		m.Cookie.Domain = "example.com"
+		res, _ = c.get("/get?user")
+		if res.StatusCode != 500 || len(c.errors()) != 1 || !strings.Contains(c.errors()[0].Error(), "__Host-") {
+			t.Errorf("invalid change: status %d errors %v, want 500 and the cookie error", res.StatusCode, c.errors())
+		}
+	})
 }
 
 func TestPutGetAcrossRequests(t *testing.T) {
-	m := newManager(nil)
+	m := New(keyA)
 	c := serve(t, m, kv(m))
 	if _, body := c.get("/get?name"); body != "" {
 		t.Fatalf("new session: got %q, want empty", body)
@@ -235,13 +151,13 @@ func TestPutGetAcrossRequests(t *testing.T) {
 }
 
 func TestUntouchedRequestIsQuiet(t *testing.T) {
-	m := newManager(nil)
-	c := serve(t, m, func(w http.ResponseWriter, r *http.Request) {
+	m := New(keyA)
+	c := serve(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/put" {
 			m.Put(r.Context(), "k", "v")
 		}
 		io.WriteString(w, "ok")
-	})
+	}))
 	c.get("/put")
 	res, body := c.get("/other")
 	if body != "ok" || res.Header.Get("Set-Cookie") != "" || res.Header.Get("Vary") != "" || res.Header.Get("Cache-Control") != "" {
@@ -250,7 +166,7 @@ func TestUntouchedRequestIsQuiet(t *testing.T) {
 }
 
 func TestNewSessionReadOnlySendsNoCookie(t *testing.T) {
-	m := newManager(nil)
+	m := New(keyA)
 	c := serve(t, m, kv(m))
 	res, _ := c.get("/get?x")
 	if res.Header.Get("Set-Cookie") != "" {
@@ -258,82 +174,107 @@ func TestNewSessionReadOnlySendsNoCookie(t *testing.T) {
 	}
 }
 
-func TestTypesRoundTrip(t *testing.T) {
-	type profile struct {
-		Name string
-		Tags []string
-	}
+type profile struct {
+	Name string
+	Tags []string
+}
+
+// Get returns the same type in the request that put the value and in later
+// ones: the native types as put, anything else as json.RawMessage.
+func TestGetTypes(t *testing.T) {
 	when := time.Date(2025, 7, 1, 12, 30, 0, 123456789, time.FixedZone("X", 2*3600))
 	vals := map[string]any{
-		"string":  "héllo",
-		"empty":   "",
-		"bytes":   []byte{0, 1, 2, 255},
-		"true":    true,
-		"false":   false,
-		"int":     -42,
-		"int8":    int8(-8),
-		"int16":   int16(-16),
-		"int32":   int32(-32),
-		"int64":   int64(1) << 60,
-		"uint":    uint(7),
-		"uint8":   uint8(8),
-		"uint16":  uint16(16),
-		"uint32":  uint32(32),
-		"uint64":  uint64(1) << 63,
-		"float32": float32(1.5),
-		"float64": 3.25,
-		"time":    when,
-		"nil":     nil,
-		"raw":     json.RawMessage(`{"a":1}`),
+		"string": "héllo", "empty": "", "bytes": []byte{0, 1, 2, 255}, "true": true, "false": false,
+		"int": -42, "int8": int8(-8), "int16": int16(-16), "int32": int32(-32), "int64": int64(1) << 60,
+		"uint": uint(7), "uint8": uint8(8), "uint16": uint16(16), "uint32": uint32(32), "uint64": uint64(1) << 63,
+		"float32": float32(1.5), "float64": 3.25, "time": when, "nil": nil, "raw": json.RawMessage(`{"a":1}`),
+		"struct": profile{"ada", []string{"x"}}, "map": map[string]int{"a": 1}, "slice": []string{"a"},
 	}
-	m := newManager(nil)
-	var got map[string]any
-	var prof profile
-	c := serve(t, m, func(w http.ResponseWriter, r *http.Request) {
+	want := func(k string) any {
+		switch k {
+		case "struct":
+			return json.RawMessage(`{"Name":"ada","Tags":["x"]}`)
+		case "map":
+			return json.RawMessage(`{"a":1}`)
+		case "slice":
+			return json.RawMessage(`["a"]`)
+		}
+		return vals[k]
+	}
+	check := func(t *testing.T, phase string, get func(string) any) {
+		t.Helper()
+		for k := range vals {
+			got, w := get(k), want(k)
+			if wt, ok := w.(time.Time); ok {
+				if gt, ok := got.(time.Time); !ok || !gt.Equal(wt) {
+					t.Errorf("%s %s: got %#v, want instant %v", phase, k, got, wt)
+				}
+				continue
+			}
+			if !reflect.DeepEqual(got, w) {
+				t.Errorf("%s %s: got %#v (%T), want %#v (%T)", phase, k, got, got, w, w)
+			}
+		}
+	}
+	m := New(keyA)
+	c := serve(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		if r.URL.Path == "/put" {
 			for k, v := range vals {
 				m.Put(ctx, k, v)
 			}
-			m.Put(ctx, "struct", profile{"ada", []string{"x"}})
+			check(t, "same request", func(k string) any { return m.Get(ctx, k) })
 			return
 		}
-		got = map[string]any{}
-		for k := range vals {
-			got[k] = m.Get(ctx, k)
-		}
-		if ok, err := m.GetJSON(ctx, "struct", &prof); !ok || err != nil {
-			t.Errorf("GetJSON: %v, %v", ok, err)
-		}
-	})
+		check(t, "next request", func(k string) any { return m.Get(ctx, k) })
+	}))
 	c.get("/put")
 	c.get("/get")
-	for k, want := range vals {
-		if !reflect.DeepEqual(got[k], want) {
-			if w, ok := want.(time.Time); ok && w.Equal(got[k].(time.Time)) {
-				continue
-			}
-			t.Errorf("%s: got %#v (%T), want %#v (%T)", k, got[k], got[k], want, want)
+}
+
+func TestGetAs(t *testing.T) {
+	m := New(keyA)
+	c := serve(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if r.URL.Path == "/put" {
+			m.Put(ctx, "user", profile{"ada", []string{"x"}})
+			m.Put(ctx, "n", 7)
 		}
-	}
-	if gt := got["time"].(time.Time); !gt.Equal(when) {
-		t.Errorf("time: got %v, want instant %v", gt, when)
-	}
-	if !reflect.DeepEqual(prof, profile{"ada", []string{"x"}}) {
-		t.Errorf("struct: got %+v", prof)
-	}
+		p, err := GetAs[profile](m, ctx, "user")
+		if err != nil || !reflect.DeepEqual(p, profile{"ada", []string{"x"}}) {
+			t.Errorf("%s: GetAs[profile] = %+v, %v", r.URL.Path, p, err)
+		}
+		if n, err := GetAs[int](m, ctx, "n"); n != 7 || err != nil {
+			t.Errorf("GetAs[int] = %v, %v", n, err)
+		}
+		if _, err := GetAs[int64](m, ctx, "n"); err == nil || !strings.Contains(err.Error(), "is a int, not a int64") {
+			t.Errorf("GetAs[int64] of an int: err %v, want a type error", err)
+		}
+		if _, err := GetAs[string](m, ctx, "user"); err == nil {
+			t.Error("GetAs[string] of a struct: no error")
+		}
+		if _, err := GetAs[profile](m, ctx, "missing"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("missing key: err %v, want ErrNotFound", err)
+		}
+		if v, err := GetAs[any](m, ctx, "n"); v != 7 || err != nil {
+			t.Errorf("GetAs[any] = %v, %v", v, err)
+		}
+	}))
+	c.get("/put")
+	c.get("/get")
 }
 
 func TestTypedGetters(t *testing.T) {
-	m := newManager(nil)
+	m := New(keyA)
 	now := time.Unix(1700000000, 5).UTC()
 	var out []any
-	c := serve(t, m, func(w http.ResponseWriter, r *http.Request) {
+	c := serve(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		if r.URL.Path == "/put" {
 			m.Put(ctx, "s", "str")
 			m.Put(ctx, "b", true)
 			m.Put(ctx, "i", 7)
+			m.Put(ctx, "i32", int32(6))
 			m.Put(ctx, "i64", int64(8))
 			m.Put(ctx, "f", 1.25)
 			m.Put(ctx, "by", []byte("xy"))
@@ -341,18 +282,18 @@ func TestTypedGetters(t *testing.T) {
 			return
 		}
 		out = []any{
-			m.GetString(ctx, "s"), m.GetBool(ctx, "b"), m.GetInt(ctx, "i"), m.GetInt64(ctx, "i64"),
+			m.GetString(ctx, "s"), m.GetBool(ctx, "b"), m.GetInt(ctx, "i"), m.GetInt32(ctx, "i32"), m.GetInt64(ctx, "i64"),
 			m.GetFloat(ctx, "f"), m.GetBytes(ctx, "by"), m.GetTime(ctx, "t"),
 			m.GetInt(ctx, "s"), // wrong type: zero
-			m.PopString(ctx, "s"), m.PopBool(ctx, "b"), m.PopInt(ctx, "i"), m.PopInt64(ctx, "i64"),
+			m.PopString(ctx, "s"), m.PopBool(ctx, "b"), m.PopInt(ctx, "i"), m.PopInt32(ctx, "i32"), m.PopInt64(ctx, "i64"),
 			m.PopFloat(ctx, "f"), m.PopBytes(ctx, "by"), m.PopTime(ctx, "t"),
 			m.Exists(ctx, "s"), len(m.Keys(ctx)),
 		}
-	})
+	}))
 	c.get("/put")
 	c.get("/read")
-	want := []any{"str", true, 7, int64(8), 1.25, []byte("xy"), now, 0,
-		"str", true, 7, int64(8), 1.25, []byte("xy"), now, false, 0}
+	want := []any{"str", true, 7, int32(6), int64(8), 1.25, []byte("xy"), now, 0,
+		"str", true, 7, int32(6), int64(8), 1.25, []byte("xy"), now, false, 0}
 	if !reflect.DeepEqual(out, want) {
 		t.Errorf("got %v, want %v", out, want)
 	}
@@ -363,49 +304,44 @@ func TestTypedGetters(t *testing.T) {
 	}
 }
 
-func TestFlash(t *testing.T) {
-	m := newManager(nil)
-	c := serve(t, m, kv(m))
-	c.get("/put?flash=saved")
-	if _, body := c.get("/pop?flash"); body != "saved" {
-		t.Errorf("first pop: got %q, want saved", body)
-	}
-	if _, body := c.get("/pop?flash"); body != "" {
-		t.Errorf("second pop: got %q, want empty", body)
-	}
-}
-
 func TestCookieAttributes(t *testing.T) {
-	cl := newClock()
 	for _, persist := range []bool{true, false} {
 		t.Run(fmt.Sprint("persist=", persist), func(t *testing.T) {
-			m := newManager(cl)
-			m.Cookie.Persist = persist
-			m.Cookie.Domain = "example.com"
-			h := m.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				m.Put(r.Context(), "k", 1)
-			}))
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-			sc := rec.Result().Header.Get("Set-Cookie")
-			for _, want := range []string{"session=", "Path=/", "Domain=example.com", "HttpOnly", "Secure", "SameSite=Lax"} {
-				if !strings.Contains(sc, want) {
-					t.Errorf("Set-Cookie %q lacks %q", sc, want)
+			synctest.Test(t, func(t *testing.T) {
+				m := New(keyA)
+				m.Cookie.Persist = persist
+				m.Cookie.Domain = "example.com"
+				h := m.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					m.Put(r.Context(), "k", 1)
+				}))
+				rec := serveOnce(h, "/", "")
+				sc := rec.Result().Header.Get("Set-Cookie")
+				for _, want := range []string{"session=", "Path=/", "Domain=example.com", "HttpOnly", "Secure", "SameSite=Lax"} {
+					if !strings.Contains(sc, want) {
+						t.Errorf("Set-Cookie %q lacks %q", sc, want)
+					}
 				}
-			}
-			hasExp := strings.Contains(sc, "Expires=") && strings.Contains(sc, "Max-Age=86400")
-			if hasExp != persist {
-				t.Errorf("Set-Cookie %q: Expires/Max-Age present = %v, want %v", sc, hasExp, persist)
-			}
-			if cc := rec.Result().Header.Get("Cache-Control"); cc != `no-cache="Set-Cookie"` {
-				t.Errorf("Cache-Control = %q", cc)
-			}
+				hasExp := strings.Contains(sc, "Expires=Sun, 02 Jan 2000 00:00:00 GMT") && strings.Contains(sc, "Max-Age=86400")
+				if hasExp != persist {
+					t.Errorf("Set-Cookie %q: Expires/Max-Age present = %v, want %v", sc, hasExp, persist)
+				}
+				if cc := rec.Result().Header.Get("Cache-Control"); cc != `no-cache="Set-Cookie"` {
+					t.Errorf("Cache-Control = %q", cc)
+				}
+			})
 		})
+	}
+	// Insecure leaves Secure off (local development only).
+	m := New(keyA)
+	m.Cookie.Insecure = true
+	rec := serveOnce(m.LoadAndSave(kv(m)), "/put?k=v", "")
+	if sc := rec.Result().Header.Get("Set-Cookie"); strings.Contains(sc, "Secure") || !strings.Contains(sc, "HttpOnly") {
+		t.Errorf("Insecure: Set-Cookie %q", sc)
 	}
 }
 
 func TestDestroy(t *testing.T) {
-	m := newManager(nil)
+	m := New(keyA)
 	c := serve(t, m, kv(m))
 	c.get("/put?user=ada")
 	res, _ := c.get("/destroy")
@@ -422,9 +358,9 @@ func TestDestroy(t *testing.T) {
 }
 
 func TestDestroyThenPutStartsNewSession(t *testing.T) {
-	m := newManager(nil)
-	var ids []string
-	c := serve(t, m, func(w http.ResponseWriter, r *http.Request) {
+	m := New(keyA)
+	var tokens []string
+	c := serve(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		switch r.URL.Path {
 		case "/login":
@@ -433,51 +369,65 @@ func TestDestroyThenPutStartsNewSession(t *testing.T) {
 			m.Destroy(ctx)
 			m.Put(ctx, "user", "bob")
 		}
-		ids = append(ids, m.ID(ctx))
 		io.WriteString(w, m.GetString(ctx, "user"))
-	})
-	c.get("/login")
-	c.get("/switch")
-	if _, body := c.get("/"); body != "bob" {
+	}))
+	record := func(path string) string {
+		_, body := c.get(path)
+		req, _ := http.NewRequest("GET", c.srv.URL+"/", nil)
+		_ = req
+		tokens = append(tokens, c.jarCookies()["session"])
+		return body
+	}
+	record("/login")
+	if body := record("/switch"); body != "bob" {
 		t.Errorf("got %q, want bob", body)
 	}
-	if ids[0] == ids[1] || ids[1] != ids[2] {
-		t.Errorf("ids %q: want a new ID after Destroy, then kept", ids)
+	if tokens[0] == tokens[1] || tokens[1] == "" {
+		t.Errorf("cookie not replaced after Destroy+Put")
 	}
 }
 
+// Issue 14: RenewToken gives a new token, issue time and deadline (scs
+// moves the deadline).
 func TestRenewToken(t *testing.T) {
-	cl := newClock()
-	m := newManager(cl)
-	c := serve(t, m, kv(m))
-	c.get("/put?user=ada")
-	_, id1 := c.get("/id")
-	cookie1 := c.jarCookies()["session"]
-	cl.Add(time.Hour)
-	res, id2 := c.get("/renew")
-	if len(res.Header["Set-Cookie"]) != 1 {
-		t.Fatalf("renew sent Set-Cookie %q", res.Header["Set-Cookie"])
-	}
-	_, id3 := c.get("/id")
-	if id1 == "" || id1 == id2 || id2 != id3 || len(id1) != 22 {
-		t.Errorf("ids %q %q %q: want a new 22-char ID after renew, then stable", id1, id2, id3)
-	}
-	if _, body := c.get("/get?user"); body != "ada" {
-		t.Errorf("data after renew: %q", body)
-	}
-	if c.jarCookies()["session"] == cookie1 {
-		t.Error("cookie not re-sealed")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		m := New(keyA)
+		c := serve(t, m, kv(m))
+		c.get("/put?user=ada")
+		_, tok1 := c.get("/token")
+		_, dl1 := c.get("/deadline")
+		cookie1 := c.jarCookies()["session"]
+		time.Sleep(time.Hour)
+		res, _ := c.get("/renew")
+		if len(res.Header["Set-Cookie"]) != 1 {
+			t.Fatalf("renew sent Set-Cookie %q", res.Header["Set-Cookie"])
+		}
+		_, tok2 := c.get("/token")
+		_, tok3 := c.get("/token")
+		if tok1 == "" || tok1 == tok2 || tok2 != tok3 || len(tok1) != 22 {
+			t.Errorf("tokens %q %q %q: want a new 22-char token after renew, then stable", tok1, tok2, tok3)
+		}
+		_, dl2 := c.get("/deadline")
+		if want := fmt.Sprint(time.Now().Add(24 * time.Hour).UnixNano()); dl2 != want || dl1 == dl2 {
+			t.Errorf("deadline after renew %s (before %s), want now+24h %s", dl2, dl1, want)
+		}
+		if _, body := c.get("/get?user"); body != "ada" {
+			t.Errorf("data after renew: %q", body)
+		}
+		if c.jarCookies()["session"] == cookie1 {
+			t.Error("cookie not re-sealed")
+		}
+	})
 }
 
 func TestKeyRotation(t *testing.T) {
-	old := newManager(nil, hashA, blockA)
+	old := New(keyA)
 	c := serve(t, old, kv(old))
 	c.get("/put?user=ada")
 	oldCookie := c.jarCookies()["session"]
 
 	// The same client now talks to instances that know the new key too.
-	rotated := newManager(nil, hashB, blockB, hashA, blockA)
+	rotated := New(keyB, keyA)
 	c.srv.Config.Handler = rotated.LoadAndSave(kv(rotated))
 	res, body := c.get("/get?user")
 	if body != "ada" {
@@ -486,88 +436,162 @@ func TestKeyRotation(t *testing.T) {
 	if len(res.Header["Set-Cookie"]) != 1 || c.jarCookies()["session"] == oldCookie {
 		t.Fatalf("old-key cookie was not re-sealed: %q", res.Header["Set-Cookie"])
 	}
+	if s := rotated.Stats(); s.Resealed != 1 || s.Saved != 1 {
+		t.Errorf("stats %+v, want 1 resealed and saved", s)
+	}
 	res, _ = c.get("/get?user")
 	if len(res.Header["Set-Cookie"]) != 0 {
 		t.Errorf("new-key cookie re-sealed again: %q", res.Header["Set-Cookie"])
 	}
 	// Once the old key is retired, the re-sealed cookie still works...
-	newOnly := newManager(nil, hashB, blockB)
+	newOnly := New(keyB)
 	c.srv.Config.Handler = newOnly.LoadAndSave(kv(newOnly))
 	if _, body := c.get("/get?user"); body != "ada" {
 		t.Errorf("new-key-only manager read %q, want ada", body)
 	}
 	// ...and an old-key cookie does not.
-	r := httptest.NewRequest("GET", "/get?user", nil)
-	r.AddCookie(&http.Cookie{Name: "session", Value: oldCookie})
-	rec := httptest.NewRecorder()
-	newOnly.LoadAndSave(kv(newOnly)).ServeHTTP(rec, r)
-	if rec.Body.String() != "" {
-		t.Errorf("retired-key cookie read %q, want empty", rec.Body.String())
+	if got := serveOnce(newOnly.LoadAndSave(kv(newOnly)), "/get?user", "session="+oldCookie).Body.String(); got != "" {
+		t.Errorf("retired-key cookie read %q, want empty", got)
 	}
 }
 
 func TestAbsoluteExpiry(t *testing.T) {
-	cl := newClock()
-	m := newManager(cl)
-	m.Lifetime = time.Hour
-	c := serve(t, m, kv(m))
-	c.get("/put?user=ada")
-	cl.Add(59 * time.Minute)
-	// Writing does not extend the absolute lifetime.
-	c.get("/put?more=1")
-	if _, body := c.get("/get?user"); body != "ada" {
-		t.Fatalf("before deadline got %q", body)
-	}
-	cl.Add(time.Minute)
-	if _, body := c.get("/get?user"); body != "" {
-		t.Errorf("after deadline got %q, want empty", body)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		m := New(keyA)
+		m.Lifetime = time.Hour
+		c := serve(t, m, kv(m))
+		c.get("/put?user=ada")
+		time.Sleep(59 * time.Minute)
+		// Writing does not extend the absolute lifetime.
+		c.get("/put?more=1")
+		if _, body := c.get("/get?user"); body != "ada" {
+			t.Fatalf("before deadline got %q", body)
+		}
+		time.Sleep(time.Minute)
+		if _, body := c.get("/get?user"); body != "" {
+			t.Errorf("after deadline got %q, want empty", body)
+		}
+		if s := m.Stats(); s.Rejected.Expired != 0 {
+			// The jar dropped the cookie itself (Max-Age); replay it.
+			t.Logf("stats %+v", s)
+		}
+	})
+}
+
+// Issue 14: deadlines keep sub-second precision: a 2 s session lives 2 s
+// whatever fraction of a second it starts at.
+func TestSubSecondDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := New(keyA)
+		m.Lifetime = 2 * time.Second
+		h := m.LoadAndSave(kv(m))
+		time.Sleep(680 * time.Millisecond)
+		hdr := cookieHeader(serveOnce(h, "/put?user=ada", "").Result())
+		time.Sleep(2*time.Second - time.Millisecond)
+		if got := serveOnce(h, "/get?user", hdr).Body.String(); got != "ada" {
+			t.Errorf("1.999 s into a 2 s session: got %q, want ada", got)
+		}
+		time.Sleep(time.Millisecond)
+		if got := serveOnce(h, "/get?user", hdr).Body.String(); got != "" {
+			t.Errorf("2 s into a 2 s session: got %q, want empty", got)
+		}
+	})
 }
 
 func TestIdleTimeout(t *testing.T) {
-	cl := newClock()
-	m := newManager(cl)
-	m.IdleTimeout = 10 * time.Minute
-	c := serve(t, m, kv(m))
-	c.get("/put?user=ada")
+	synctest.Test(t, func(t *testing.T) {
+		m := New(keyA)
+		m.IdleTimeout = 20 * time.Minute // activity written back at most once a minute
+		c := serve(t, m, kv(m))
+		c.get("/put?user=ada")
 
-	cl.Add(30 * time.Second)
-	if res, _ := c.get("/get?user"); res.Header.Get("Set-Cookie") != "" {
-		t.Error("idle refresh sooner than a minute after the last one")
+		time.Sleep(30 * time.Second)
+		if res, _ := c.get("/get?user"); res.Header.Get("Set-Cookie") != "" {
+			t.Error("activity written back sooner than a minute after the last write")
+		}
+		time.Sleep(18 * time.Minute)
+		res, body := c.get("/get?user")
+		if body != "ada" || res.Header.Get("Set-Cookie") == "" {
+			t.Fatalf("read after 18.5 min: body %q, Set-Cookie %q; want ada and a refresh", body, res.Header.Get("Set-Cookie"))
+		}
+		time.Sleep(19 * time.Minute) // 37.5 min after creation, 19 after the refresh
+		if _, body := c.get("/get?user"); body != "ada" {
+			t.Fatalf("read 19 min after refresh: got %q", body)
+		}
+		// That read refreshed again; now stay away for the whole timeout.
+		time.Sleep(20 * time.Minute)
+		if _, body := c.get("/get?user"); body != "" {
+			t.Errorf("after idle timeout got %q, want empty", body)
+		}
+	})
+}
+
+// Issue 14: with an idle timeout of a minute or less, reads must still keep
+// the session alive (the write-back throttle was a fixed minute).
+func TestShortIdleTimeoutExtendsOnReads(t *testing.T) {
+	tests := []struct {
+		idle, every, total time.Duration
+	}{
+		{30 * time.Second, 20 * time.Second, 5 * time.Minute},
+		{3 * time.Second, 700 * time.Millisecond, 7 * time.Second},
+		{60 * time.Second, 50 * time.Second, 10 * time.Minute},
 	}
-	cl.Add(8 * time.Minute)
-	res, body := c.get("/get?user")
-	if body != "ada" || res.Header.Get("Set-Cookie") == "" {
-		t.Fatalf("read after 8.5 min: body %q, Set-Cookie %q; want ada and a refresh", body, res.Header.Get("Set-Cookie"))
-	}
-	cl.Add(9 * time.Minute) // 17.5 min after creation, 9 after the refresh
-	if _, body := c.get("/get?user"); body != "ada" {
-		t.Fatalf("read 9 min after refresh: got %q", body)
-	}
-	// That read refreshed again; now stay away for the whole timeout.
-	cl.Add(10 * time.Minute)
-	if _, body := c.get("/get?user"); body != "" {
-		t.Errorf("after idle timeout got %q, want empty", body)
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.idle, "/", tt.every), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := New(keyA)
+				m.IdleTimeout = tt.idle
+				c := serve(t, m, kv(m))
+				c.get("/put?user=ada")
+				for elapsed := time.Duration(0); elapsed < tt.total; elapsed += tt.every {
+					time.Sleep(tt.every)
+					if _, body := c.get("/get?user"); body != "ada" {
+						t.Fatalf("logged out after %v of reads every %v", elapsed+tt.every, tt.every)
+					}
+				}
+			})
+		})
 	}
 }
 
 // The server decides expiry from the sealed data, whatever the cookie's
 // Max-Age said.
 func TestExpiryIgnoresClientMaxAge(t *testing.T) {
-	cl := newClock()
-	m := newManager(cl)
-	m.Lifetime = time.Hour
-	h := m.LoadAndSave(kv(m))
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/put?user=ada", nil))
-	cookie := rec.Result().Cookies()[0]
-	cl.Add(2 * time.Hour)
-	r := httptest.NewRequest("GET", "/get?user", nil)
-	r.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
-	rec = httptest.NewRecorder()
-	h.ServeHTTP(rec, r)
-	if rec.Body.String() != "" {
-		t.Errorf("expired cookie replayed: got %q", rec.Body.String())
+	synctest.Test(t, func(t *testing.T) {
+		m := New(keyA)
+		m.Lifetime = time.Hour
+		m.IdleTimeout = 10 * time.Minute
+		h := m.LoadAndSave(kv(m))
+		hdr := cookieHeader(serveOnce(h, "/put?user=ada", "").Result())
+		time.Sleep(10 * time.Minute)
+		if got := serveOnce(h, "/get?user", hdr).Body.String(); got != "" {
+			t.Errorf("idle cookie replayed: got %q", got)
+		}
+		time.Sleep(2 * time.Hour)
+		if got := serveOnce(h, "/get?user", hdr).Body.String(); got != "" {
+			t.Errorf("expired cookie replayed: got %q", got)
+		}
+		if s := m.Stats(); s.Rejected.Idle != 1 || s.Rejected.Expired != 1 {
+			t.Errorf("stats %+v, want one idle and one expired rejection", s.Rejected)
+		}
+	})
+}
+
+// Issue 14: a stray "session.N" cookie sent before the session cookie (a
+// chunk cookie with a longer Path, which the browser sends first) must not
+// hide the session.
+func TestStrayChunkCookieBeforeSession(t *testing.T) {
+	m := New(keyA)
+	c := serve(t, m, kv(m))
+	c.get("/put?user=ada")
+	c.setCookie(&http.Cookie{Name: "session.1", Value: "stray", Path: "/admin", Secure: true})
+	if _, body := c.get("/admin/get?user"); body != "ada" {
+		t.Errorf("under /admin with a stray session.1: got %q, want ada", body)
+	}
+	// And with the raw header in that order.
+	hdr := "session.1=stray; session=" + c.jarCookies()["session"]
+	if got := serveOnce(m.LoadAndSave(kv(m)), "/get?user", hdr).Body.String(); got != "ada" {
+		t.Errorf("header %q: got %q, want ada", hdr[:20], got)
 	}
 }
 
@@ -578,15 +602,15 @@ func randomString(n int) string {
 }
 
 func TestOversizeWithoutChunks(t *testing.T) {
-	m := newManager(nil)
-	c := serve(t, m, func(w http.ResponseWriter, r *http.Request) {
+	m := New(keyA)
+	c := serve(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		if v := r.URL.Query().Get("v"); v != "" {
 			m.Put(ctx, "big", v)
 		}
 		w.Header().Set("Content-Length", "7")
 		io.WriteString(w, "handler")
-	})
+	}))
 	c.get("/?v=small")
 	before := c.jarCookies()["session"]
 	res, body := c.get("/?v=" + randomString(4000))
@@ -597,30 +621,32 @@ func TestOversizeWithoutChunks(t *testing.T) {
 		t.Errorf("oversize sent Set-Cookie %q", sc)
 	}
 	if errs := c.errors(); len(errs) != 1 || !errors.Is(errs[0], ErrTooLarge) {
-		t.Errorf("ErrorFunc got %v, want ErrTooLarge", errs)
+		t.Errorf("ErrorHandler got %v, want ErrTooLarge", errs)
 	}
 	if after := c.jarCookies()["session"]; after != before {
 		t.Error("previous cookie was changed")
+	}
+	if s := m.Stats(); s.TooLarge != 1 || s.Errors != 1 {
+		t.Errorf("stats %+v, want one too-large error", s)
 	}
 }
 
 // The limit is on the whole Set-Cookie header: a value that fits alone but
 // not with its attributes is too large.
 func TestOversizeCountsAttributes(t *testing.T) {
-	m := newManager(nil)
+	m := New(keyA)
 	var errs []error
-	m.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) { errs = append(errs, err) }
+	m.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) { errs = append(errs, err) }
 	var n int
 	h := m.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.Put(r.Context(), "v", strings.Repeat("x", n))
 	}))
-	// Find the largest n that fits, then check the header size at n and n+1.
+	// Find the largest n that fits, then check the header size at n.
 	lo, hi := 0, 4096
 	for lo < hi {
 		n = (lo + hi + 1) / 2
 		errs = nil
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		serveOnce(h, "/", "")
 		if len(errs) == 0 {
 			lo = n
 		} else {
@@ -628,18 +654,16 @@ func TestOversizeCountsAttributes(t *testing.T) {
 		}
 	}
 	n = lo
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-	line := "Set-Cookie: " + rec.Result().Header.Get("Set-Cookie")
+	line := "Set-Cookie: " + serveOnce(h, "/", "").Result().Header.Get("Set-Cookie")
 	if len(line) > 4096 || len(line) < 4096-8 {
 		t.Errorf("largest session's header is %d bytes, want just under 4096", len(line))
 	}
 }
 
 func TestChunks(t *testing.T) {
-	m := newManager(nil)
+	m := New(keyA)
 	m.MaxChunks = 4
-	c := serve(t, m, func(w http.ResponseWriter, r *http.Request) {
+	c := serve(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		switch r.URL.Path {
 		case "/put":
@@ -648,7 +672,7 @@ func TestChunks(t *testing.T) {
 			m.Destroy(ctx)
 		}
 		io.WriteString(w, m.GetString(ctx, "big"))
-	})
+	}))
 	big := randomString(6000)
 	res, _ := c.get("/put?v=" + big)
 	if n := len(res.Header["Set-Cookie"]); n < 2 || n > 4 {
@@ -690,7 +714,7 @@ func TestChunks(t *testing.T) {
 }
 
 func TestChunkTampering(t *testing.T) {
-	m := newManager(nil)
+	m := New(keyA)
 	m.MaxChunks = 3
 	h := m.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if v := r.URL.Query().Get("v"); v != "" {
@@ -698,20 +722,17 @@ func TestChunkTampering(t *testing.T) {
 		}
 		io.WriteString(w, m.GetString(r.Context(), "big"))
 	}))
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/?v="+randomString(3000), nil))
-	cookies := rec.Result().Cookies()
+	cookies := serveOnce(h, "/?v="+randomString(3000), "").Result().Cookies()
 	if len(cookies) != 2 {
 		t.Fatalf("got %d cookies, want 2", len(cookies))
 	}
+	other := serveOnce(h, "/?v="+randomString(3000), "").Result().Cookies()
 	send := func(cs ...*http.Cookie) string {
-		r := httptest.NewRequest("GET", "/", nil)
+		var parts []string
 		for _, c := range cs {
-			r.AddCookie(c)
+			parts = append(parts, c.Name+"="+c.Value)
 		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
-		return rec.Body.String()
+		return serveOnce(h, "/", strings.Join(parts, "; ")).Body.String()
 	}
 	if send(cookies...) == "" {
 		t.Fatal("untampered chunks rejected")
@@ -719,139 +740,201 @@ func TestChunkTampering(t *testing.T) {
 	if got := send(cookies[0]); got != "" {
 		t.Errorf("missing chunk accepted: %d bytes", len(got))
 	}
-	swapped := []*http.Cookie{{Name: "session", Value: cookies[0].Value}, {Name: "session.1", Value: cookies[1].Value[1:]}}
-	if got := send(swapped...); got != "" {
+	if got := send(cookies[0], other[1]); got != "" {
+		t.Errorf("chunks of two sessions mixed: accepted")
+	}
+	truncated := []*http.Cookie{cookies[0], {Name: "session.1", Value: cookies[1].Value[1:]}}
+	if got := send(truncated...); got != "" {
 		t.Errorf("truncated chunk accepted")
 	}
 }
 
 func TestHeadersWritten(t *testing.T) {
-	m := newManager(nil)
-	c := serve(t, m, func(w http.ResponseWriter, r *http.Request) {
+	m := New(keyA)
+	c := serve(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "body first")
 		m.Put(r.Context(), "late", 1)
-	})
+	}))
 	res, body := c.get("/")
 	if res.StatusCode != 200 || body != "body first" {
-		t.Errorf("got %d %q", res.StatusCode, body)
+		t.Errorf("got %d %q; want the handler's response untouched", res.StatusCode, body)
 	}
 	if errs := c.errors(); len(errs) != 1 || !errors.Is(errs[0], ErrHeadersWritten) {
-		t.Errorf("ErrorFunc got %v, want ErrHeadersWritten", errs)
+		t.Errorf("ErrorHandler got %v, want ErrHeadersWritten", errs)
 	}
 }
 
 func TestUnencodableValue(t *testing.T) {
-	m := newManager(nil)
-	c := serve(t, m, func(w http.ResponseWriter, r *http.Request) {
+	m := New(keyA)
+	c := serve(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.Put(r.Context(), "ch", make(chan int))
-	})
+	}))
 	res, _ := c.get("/")
-	if res.StatusCode != 500 || len(c.errors()) != 1 {
-		t.Errorf("status %d errors %v, want 500 and one error", res.StatusCode, c.errors())
+	if res.StatusCode != 500 || len(c.errors()) != 1 || !strings.Contains(c.errors()[0].Error(), `"ch"`) {
+		t.Errorf("status %d errors %v, want 500 and one error naming the key", res.StatusCode, c.errors())
 	}
 }
 
-func TestDefaultErrorFunc(t *testing.T) {
-	m := newManager(nil)
+// With no ErrorHandler, the toolkit's default replies 500 with the status
+// text only, never the error's text.
+func TestDefaultErrorHandler(t *testing.T) {
+	m := New(keyA)
 	h := m.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.Put(r.Context(), "v", randomString(5000))
 		io.WriteString(w, "handler body")
 	}))
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	rec := serveOnce(h, "/", "")
 	if rec.Code != 500 || rec.Body.String() != "Internal Server Error\n" {
 		t.Errorf("got %d %q, want 500 Internal Server Error", rec.Code, rec.Body.String())
+	}
+	// ErrHeadersWritten: the default only logs; the body is the handler's.
+	h = m.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "sent")
+		m.Put(r.Context(), "v", 1)
+	}))
+	if rec := serveOnce(h, "/", ""); rec.Code != 200 || rec.Body.String() != "sent" {
+		t.Errorf("late change: got %d %q, want 200 sent", rec.Code, rec.Body.String())
 	}
 }
 
 func TestValidate(t *testing.T) {
-	cl := newClock()
-	m := newManager(cl)
-	var revokedBefore time.Time
-	var seen *Values
+	synctest.Test(t, func(t *testing.T) {
+		m := New(keyA)
+		var revokedBefore time.Time
+		var seen *Values
+		m.Validate = func(ctx context.Context, v *Values) bool {
+			seen = v
+			return v.Issued().After(revokedBefore)
+		}
+		c := serve(t, m, kv(m))
+		c.get("/put?user=ada")
+		if _, body := c.get("/get?user"); body != "ada" {
+			t.Fatalf("got %q", body)
+		}
+		if seen == nil || seen.Get("user") != "ada" || len(seen.Token()) != 22 || !seen.Deadline().Equal(time.Now().Add(24*time.Hour)) {
+			t.Errorf("Validate saw %+v", seen)
+		}
+		time.Sleep(time.Minute)
+		revokedBefore = time.Now() // log out everywhere
+		time.Sleep(time.Minute)
+		if _, body := c.get("/get?user"); body != "" {
+			t.Errorf("revoked session still read %q", body)
+		}
+		c.get("/put?user=ada") // log in again
+		if _, body := c.get("/get?user"); body != "ada" {
+			t.Errorf("new session after revocation read %q", body)
+		}
+		// The revoked cookie came twice: the read and the new login.
+		if s := m.Stats(); s.Rejected.Revoked != 2 {
+			t.Errorf("stats %+v, want two revoked", s.Rejected)
+		}
+	})
+}
+
+// Issue 14: the documented revocation pattern works within the same
+// second, in real time: the session renewed in the revoking request is
+// kept, and so is a fresh login right after, while the old session is
+// refused.
+func TestRevocationPatternSameSecond(t *testing.T) {
+	m := New(keyA)
+	var mu sync.Mutex
+	var revokedAt time.Time
 	m.Validate = func(ctx context.Context, v *Values) bool {
-		seen = v
-		return v.Issued().After(revokedBefore)
+		mu.Lock()
+		defer mu.Unlock()
+		return v.Get("user") == nil || v.Issued().After(revokedAt)
 	}
-	c := serve(t, m, kv(m))
-	c.get("/put?user=ada")
-	if _, body := c.get("/get?user"); body != "ada" {
-		t.Fatalf("got %q", body)
-	}
-	if seen == nil || seen.Get("user") != "ada" || len(seen.ID()) != 22 || !seen.Deadline().Equal(cl.Now().Add(24*time.Hour)) {
-		t.Errorf("Validate saw %+v", seen)
-	}
-	cl.Add(time.Minute)
-	revokedBefore = cl.Now() // log out everywhere
-	cl.Add(time.Minute)
-	if _, body := c.get("/get?user"); body != "" {
-		t.Errorf("revoked session still read %q", body)
-	}
-	c.get("/put?user=ada") // log in again
-	if _, body := c.get("/get?user"); body != "ada" {
-		t.Errorf("new session after revocation read %q", body)
+	h := m.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		switch r.URL.Path {
+		case "/login":
+			m.RenewToken(ctx)
+			m.Put(ctx, "user", "ada")
+		case "/logout-everywhere":
+			if m.GetString(ctx, "user") == "" {
+				http.Error(w, "not logged in", http.StatusForbidden)
+				return
+			}
+			mu.Lock()
+			revokedAt = time.Now()
+			mu.Unlock()
+			m.RenewToken(ctx)
+		}
+		io.WriteString(w, m.GetString(ctx, "user"))
+	}))
+	for i := range 10 {
+		mu.Lock()
+		revokedAt = time.Time{}
+		mu.Unlock()
+		other := cookieHeader(serveOnce(h, "/login", "").Result())
+		mine := cookieHeader(serveOnce(h, "/login", "").Result())
+		kept := cookieHeader(serveOnce(h, "/logout-everywhere", mine).Result())
+		if got := serveOnce(h, "/", kept).Body.String(); got != "ada" {
+			t.Errorf("run %d: session renewed in the revoking request: got %q, want ada", i, got)
+		}
+		if got := serveOnce(h, "/", other).Body.String(); got != "" {
+			t.Errorf("run %d: old session: got %q, want it revoked", i, got)
+		}
+		fresh := cookieHeader(serveOnce(h, "/login", "").Result())
+		if got := serveOnce(h, "/", fresh).Body.String(); got != "ada" {
+			t.Errorf("run %d: fresh login right after: got %q, want ada", i, got)
+		}
 	}
 }
 
 // A cookie sealed under one name is not accepted under another: the name is
 // bound into the MAC.
 func TestCookieNameBound(t *testing.T) {
-	m := newManager(nil)
-	rec := httptest.NewRecorder()
-	m.LoadAndSave(kv(m)).ServeHTTP(rec, httptest.NewRequest("GET", "/put?user=ada", nil))
-	value := rec.Result().Cookies()[0].Value
-	other := newManager(nil)
+	m := New(keyA)
+	value := serveOnce(m.LoadAndSave(kv(m)), "/put?user=ada", "").Result().Cookies()[0].Value
+	other := New(keyA)
 	other.Cookie.Name = "other"
-	r := httptest.NewRequest("GET", "/get?user", nil)
-	r.AddCookie(&http.Cookie{Name: "other", Value: value})
-	rec = httptest.NewRecorder()
-	other.LoadAndSave(kv(other)).ServeHTTP(rec, r)
-	if rec.Body.String() != "" {
-		t.Errorf("cookie accepted under another name: %q", rec.Body.String())
+	if got := serveOnce(other.LoadAndSave(kv(other)), "/get?user", "other="+value).Body.String(); got != "" {
+		t.Errorf("cookie accepted under another name: %q", got)
 	}
 }
 
 // Every single-byte change and every truncation of a real cookie gives an
 // empty session and a 200, never a 500 or a partial session.
 func TestTamperEveryByte(t *testing.T) {
-	m := newManager(nil)
+	m := New(keyA)
 	h := m.LoadAndSave(kv(m))
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/put?user=ada&role=admin", nil))
-	value := rec.Result().Cookies()[0].Value
-
+	value := serveOnce(h, "/put?user=ada&role=admin", "").Result().Cookies()[0].Value
 	try := func(v string) (int, string) {
-		r := httptest.NewRequest("GET", "/get?user&role", nil)
-		r.Header.Set("Cookie", "session="+v)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
+		rec := serveOnce(h, "/get?user&role", "session="+v)
 		return rec.Code, rec.Body.String()
 	}
 	if code, body := try(value); code != 200 || body != "adaadmin" && body != "adminada" {
 		t.Fatalf("untampered cookie: %d %q", code, body)
 	}
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_="
+	n := 0
 	for i := range len(value) {
 		for _, repl := range []byte{alphabet[(strings.IndexByte(alphabet, value[i])+1)%len(alphabet)], '.', '!'} {
 			v := value[:i] + string(repl) + value[i+1:]
 			if code, body := try(v); code != 200 || body != "" {
 				t.Errorf("byte %d -> %q: %d %q, want 200 and an empty session", i, repl, code, body)
 			}
+			n++
 		}
 		if code, body := try(value[:i]); code != 200 || body != "" {
 			t.Errorf("truncated to %d: %d %q", i, code, body)
 		}
+		n++
 	}
 	for _, garbage := range []string{"", "=", "\"\"", "2.", "16.abc", "99999999999999999999.x", strings.Repeat("A", 100000)} {
 		if code, body := try(garbage); code != 200 || body != "" {
 			t.Errorf("garbage %.20q: %d %q", garbage, code, body)
 		}
 	}
+	if s := m.Stats(); s.Rejected.Invalid < uint64(n-len(value)) {
+		t.Errorf("stats counted %d invalid tokens, want about %d", s.Rejected.Invalid, n)
+	}
 }
 
 func TestConcurrentUse(t *testing.T) {
-	m := newManager(nil)
-	c := serve(t, m, func(w http.ResponseWriter, r *http.Request) {
+	m := New(keyA)
+	c := serve(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		var wg sync.WaitGroup
 		for i := range 4 {
@@ -864,12 +947,12 @@ func TestConcurrentUse(t *testing.T) {
 		}
 		wg.Wait()
 		fmt.Fprint(w, len(m.Keys(ctx)))
-	})
+	}))
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
 			// A client per goroutine: its own jar and session.
-			hc := *c.srv.Client()
+			hc := *c.hc
 			hc.Jar, _ = cookiejar.New(nil)
 			for range 5 {
 				res, err := hc.Get(c.srv.URL)
@@ -889,20 +972,14 @@ func TestConcurrentUse(t *testing.T) {
 }
 
 func TestNoMiddlewarePanics(t *testing.T) {
-	m := newManager(nil)
-	defer func() {
-		msg, _ := recover().(string)
-		if !strings.HasPrefix(msg, "session: ") {
-			t.Errorf("got panic %q", msg)
-		}
-	}()
-	m.GetString(context.Background(), "k")
+	m := New(keyA)
+	mustPanic(t, func() { m.GetString(context.Background(), "k") })
 }
 
 // A handler that derives its own context still reaches the session, and two
 // Managers with different cookie names can be stacked.
 func TestDerivedContextAndTwoManagers(t *testing.T) {
-	a, b := newManager(nil), newManager(nil)
+	a, b := New(keyA), New(keyB)
 	b.Cookie.Name = "prefs"
 	c := serve(t, a, nil)
 	c.srv.Config.Handler = a.LoadAndSave(b.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -925,14 +1002,92 @@ func TestDerivedContextAndTwoManagers(t *testing.T) {
 
 // Printing a request's context must not print session values.
 func TestContextStringHidesValues(t *testing.T) {
-	m := newManager(nil)
+	m := New(keyA)
 	var printed string
 	h := m.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.Put(r.Context(), "secret", "hunter2")
-		printed = fmt.Sprintf("%v %+v", r.Context(), r.Context())
+		printed = fmt.Sprintf("%v %+v %#v", r.Context(), r.Context(), r.Context())
 	}))
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
-	if strings.Contains(printed, "hunter2") || !strings.Contains(printed, "WithSession") {
+	serveOnce(h, "/", "")
+	if strings.Contains(printed, "hunter2") {
 		t.Errorf("context prints as %q", printed)
+	}
+}
+
+// Issue 11: the session tells the request's reqstate which cookie carries
+// it and how the handler used it, so a response cache mounted anywhere can
+// decide safely.
+func TestReqstateMarks(t *testing.T) {
+	m := New(keyA)
+	m.Cookie.Name = "sid"
+	logged := cookieHeader(serveOnce(m.LoadAndSave(kv(m)), "/put?user=ada", "").Result())
+	tests := []struct {
+		name, path, cookie string
+		want               reqstate.Use
+	}{
+		{"untouched", "/nothing", logged, reqstate.Untouched},
+		{"read, no session", "/get?user", "", reqstate.Anonymous},
+		{"read, garbage cookie", "/get?user", "sid=garbage", reqstate.Anonymous},
+		{"read, logged in", "/get?user", logged, reqstate.Personal},
+		{"put", "/put?x=1", "", reqstate.Personal},
+		{"remove missing key", "/remove", "", reqstate.Personal},
+		{"clear empty", "/clear", "", reqstate.Personal},
+		{"renew", "/renew", "", reqstate.Personal},
+		{"destroy", "/destroy", "", reqstate.Personal},
+		{"remember me", "/remember", "", reqstate.Personal},
+		{"token of empty session", "/token", "", reqstate.Anonymous},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var snap reqstate.Snapshot
+			inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.URL.Path {
+				case "/remove":
+					m.Remove(r.Context(), "nope")
+				case "/remember":
+					m.RememberMe(r.Context(), true)
+				default:
+					kv(m)(w, r)
+				}
+			})
+			// An outer middleware standing in for the response cache.
+			outer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				r, rs := reqstate.Ensure(r)
+				m.LoadAndSave(inner).ServeHTTP(w, r)
+				snap = rs.Snapshot()
+			})
+			serveOnce(outer, tt.path, tt.cookie)
+			if snap.Use != tt.want {
+				t.Errorf("Use = %v, want %v", snap.Use, tt.want)
+			}
+			if len(snap.Cookies) != 1 || snap.Cookies[0] != (reqstate.Cookie{Name: "sid", Kind: reqstate.Session}) {
+				t.Errorf("Cookies = %v, want sid as a Session cookie", snap.Cookies)
+			}
+		})
+	}
+	// Without an outer middleware, LoadAndSave creates the State itself.
+	var rs *reqstate.State
+	serveOnce(m.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rs = reqstate.From(r.Context())
+		m.GetString(r.Context(), "user")
+	})), "/", logged)
+	if s := rs.Snapshot(); s.Use != reqstate.Personal {
+		t.Errorf("own State: Use = %v, want Personal", s.Use)
+	}
+}
+
+func TestStatsJSON(t *testing.T) {
+	m := New(keyA)
+	h := m.LoadAndSave(kv(m))
+	hdr := cookieHeader(serveOnce(h, "/put?user=ada", "").Result())
+	serveOnce(h, "/get?user", hdr)
+	serveOnce(h, "/get?user", "session=forged")
+	b, err := json.Marshal(m.Stats())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"loaded":1,"fresh":2,"saved":1,"resealed":0,"destroyed":0,"rejected":{"invalid":1,"expired":0,"idle":0,"revoked":0},"too_large":0,"errors":0}`
+	if string(b) != want {
+		t.Errorf("got %s\nwant %s", b, want)
 	}
 }

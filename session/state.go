@@ -1,11 +1,17 @@
 package session
 
 import (
+	"context"
 	"crypto/rand"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/sharednothing/sharednothing/internal/hook"
+	"github.com/sharednothing/sharednothing/internal/reqstate"
 )
 
 // maxCookieHeader is the most bytes one Set-Cookie header line may take:
@@ -15,31 +21,120 @@ const maxCookieHeader = 4096
 // headerPrefix is counted in every Set-Cookie line's size.
 const headerPrefix = len("Set-Cookie: ")
 
-// load opens the session cookie on first use. Anything wrong with the
-// cookie (missing, foreign, tampered, truncated, expired, revoked) gives an
-// empty new session. st.mu is held.
+// state is one request's session. [Manager.LoadAndSave] creates it with the
+// response hook; [Manager.Load] creates it without one.
+//
+// It reaches handlers through a plain context.WithValue. The previous
+// design made state itself the request's context (an embedded
+// context.Context with a Value override) to save that one allocation;
+// BenchmarkContextShape measured the difference at about one allocation and
+// tens of nanoseconds per request, within the noise of a multi-microsecond
+// request on these machines, so the plain form stays (see bench_test.go).
+type state struct {
+	m         *Manager
+	parent    context.Context // the request's context, for Validate
+	cfg       *config
+	rs        *reqstate.State
+	managed   bool // created by LoadAndSave: hw and req are in use
+	hw        hook.Writer
+	req       http.Request
+	token     string // the token given to Load
+	fromToken bool   // created by Load
+
+	mu         sync.Mutex
+	d          *data // the opened session; nil until first use
+	headersOut bool
+}
+
+// data is the session of a request that used it, kept apart from state so
+// that requests which never touch the session allocate less.
+type data struct {
+	fresh     bool    // no valid session came in: p is new
+	p         payload // the session
+	codec     int     // index of the key that opened the token
+	sent      int     // 1 + highest chunk index the client sent; 0: no cookie
+	modified  bool
+	destroyed bool
+	putErr    error  // a value Put could not encode, reported on saving
+	late      error  // ErrHeadersWritten, reported after the handler returns
+	errBody   []byte // ErrorHandler's body, written after the handler returns
+	errStatus int
+}
+
+// unixNano returns t in Unix nanoseconds, clamped to what int64 holds.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// newPayload is an empty session starting at now.
+func (st *state) newPayload(now int64) payload {
+	return payload{issued: now, expires: addClamped(now, st.cfg.lifetime), active: now}
+}
+
+func addClamped(t int64, d time.Duration) int64 {
+	if t > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return t + int64(d)
+}
+
+// load opens the session token on first use. Anything wrong with it
+// (missing, foreign, tampered, truncated, expired, revoked) gives an empty
+// new session. It tells the request's reqstate how the session was used.
+// st.mu is held.
 func (st *state) load() {
 	if st.d != nil {
 		return
 	}
 	st.d = new(data)
-	now := st.cfg.now().Unix()
-	sealed := st.readCookies()
-	if sealed != "" && st.open(sealed, now) {
-		return
+	now := unixNano(time.Now())
+	sealed := st.token
+	if !st.fromToken {
+		sealed = st.readCookies()
+	}
+	if sealed != "" {
+		if p, codec, ok := st.open(sealed, now); ok {
+			st.d.p, st.d.codec = p, codec
+			st.m.stats.loaded.Add(1)
+			if codec > 0 {
+				st.m.stats.resealed.Add(1)
+			}
+			st.markRead(len(p.entries) > 0)
+			return
+		}
 	}
 	st.d.fresh = true
-	st.d.codec = 0
-	st.d.p = payload{issued: now, expires: now + st.cfg.lifetime, active: now}
+	st.d.p = st.newPayload(now)
+	st.m.stats.fresh.Add(1)
+	st.markRead(false)
 }
 
-// open unseals and checks a cookie value into st.d.p.
-func (st *state) open(sealed string, now int64) bool {
+// markRead records that the handler read the session. A session carried
+// outside the cookie (Load with a token) is personal whatever it holds: a
+// response cache cannot tell such requests apart.
+func (st *state) markRead(nonEmpty bool) {
+	if nonEmpty || (st.fromToken && st.token != "") {
+		st.rs.Used(reqstate.Personal)
+	} else {
+		st.rs.Used(reqstate.Anonymous)
+	}
+}
+
+// open unseals and checks a token. It counts rejections by reason.
+func (st *state) open(sealed string, now int64) (payload, int, bool) {
+	c := &st.m.stats
 	// Length first: no MAC work for values no browser could have sent.
 	if len(sealed) > st.cfg.maxChunks*maxCookieHeader || !canonical(sealed) {
-		return false
+		c.invalid.Add(1)
+		return payload{}, 0, false
 	}
-	for i, sc := range st.cfg.codecs {
+	for i, sc := range st.m.codecs {
 		var b []byte
 		// securecookie checks the MAC (name bound in) in constant time
 		// before decrypting; only then do we decode.
@@ -47,19 +142,22 @@ func (st *state) open(sealed string, now int64) bool {
 			continue
 		}
 		var p payload
-		if decodePayload(b, &p) != nil || p.id == [idLen]byte{} {
-			return false
+		switch {
+		case decodePayload(b, &p) != nil || p.id == [idLen]byte{}:
+			c.invalid.Add(1)
+		case now >= p.expires:
+			c.expired.Add(1)
+		case st.cfg.idle > 0 && now >= addClamped(p.active, st.cfg.idle):
+			c.idle.Add(1)
+		case st.m.Validate != nil && !st.m.Validate(st.parent, &Values{&p}):
+			c.revoked.Add(1)
+		default:
+			return p, i, true
 		}
-		if now >= p.expires || (st.cfg.idle > 0 && now >= p.active+st.cfg.idle) {
-			return false
-		}
-		if st.cfg.validate != nil && !st.cfg.validate(st.Context, &Values{&p}) {
-			return false
-		}
-		st.d.p, st.d.codec = p, i
-		return true
+		return payload{}, 0, false
 	}
-	return false
+	c.invalid.Add(1)
+	return payload{}, 0, false
 }
 
 // canonical reports whether s ends like a canonical padded base64url string:
@@ -89,11 +187,14 @@ func canonical(s string) bool {
 const base64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 // readCookies returns the sealed value from the request's session cookie
-// and its chunks, and records in st.d.sent how many of our cookies it carried.
-// It parses the Cookie header itself to avoid allocating for other cookies.
+// and its chunks, and records in st.d.sent how many of our cookies it
+// carried. It parses the Cookie header itself to avoid allocating for other
+// cookies. The first cookie of each name wins (the browser sends the one
+// with the longest path first).
 func (st *state) readCookies() string {
 	name := st.cfg.cookie.Name
 	var main string
+	var haveMain bool
 	var chunks [MaxChunksLimit]string
 	for _, line := range st.req.Header["Cookie"] {
 		for part := range strings.SplitSeq(line, ";") {
@@ -105,8 +206,9 @@ func (st *state) readCookies() string {
 				v = v[1 : len(v)-1]
 			}
 			if k == name {
-				if st.d.sent == 0 {
-					main, st.d.sent = v, 1
+				if !haveMain {
+					main, haveMain = v, true
+					st.d.sent = max(st.d.sent, 1)
 				}
 				continue
 			}
@@ -142,6 +244,23 @@ func (st *state) readCookies() string {
 	return b.String()
 }
 
+// status is [Manager.Status] at time now. st.mu is held and the session
+// loaded.
+func (st *state) status(now int64) Status {
+	d := st.d
+	switch {
+	case d.destroyed && !d.modified:
+		return Destroyed
+	case d.modified:
+		return Modified
+	case !d.fresh && d.codec > 0:
+		return Modified // re-seal with the newest key
+	case !d.fresh && st.cfg.idle > 0 && now-d.p.active >= int64(st.cfg.throttle):
+		return Modified // record activity for the idle timeout
+	}
+	return Unmodified
+}
+
 // commit is the hook that runs just before the response headers go out: it
 // adds Vary and, when needed, the Set-Cookie headers.
 func (st *state) commit(status int) int {
@@ -153,29 +272,24 @@ func (st *state) commit(status int) int {
 	}
 	h := st.hw.Header()
 	h.Add("Vary", "Cookie")
-	now := st.cfg.now()
-	if st.d.destroyed && !st.d.modified {
+	now := time.Now()
+	switch st.status(unixNano(now)) {
+	case Unmodified:
+		return status
+	case Destroyed:
 		if st.d.sent > 0 {
 			st.expireChunks(h, 0)
 			h.Add("Cache-Control", `no-cache="Set-Cookie"`)
 		}
 		return status
 	}
-	write := st.d.modified || st.d.codec > 0
-	if st.d.modified {
-		st.d.p.active = now.Unix()
-	} else if !st.d.fresh && st.cfg.idle > 0 && now.Unix()-st.d.p.active >= 60 {
-		st.d.p.active = now.Unix()
-		write = true
-	}
-	if !write {
-		return status
-	}
-	if st.d.p.id == [idLen]byte{} {
-		rand.Read(st.d.p.id[:])
-	}
-	cookies, err := st.seal(now)
+	sealed, err := st.seal(now)
 	if err != nil {
+		return st.fail(err)
+	}
+	cookies, err := st.cfg.split(sealed, st.cookieAttrs(st.expiry(), now))
+	if err != nil {
+		st.m.stats.tooLarge.Add(1)
 		return st.fail(err)
 	}
 	for _, c := range cookies {
@@ -183,30 +297,62 @@ func (st *state) commit(status int) int {
 	}
 	st.expireChunks(h, len(cookies))
 	h.Add("Cache-Control", `no-cache="Set-Cookie"`)
+	st.m.stats.saved.Add(1)
 	return status
 }
 
-// seal encodes st.d.p with the newest key pair and splits it into Set-Cookie
-// header values that each fit in maxCookieHeader bytes.
-func (st *state) seal(now time.Time) ([]string, error) {
+// seal records activity at now, gives a new session its ID, and encodes
+// and seals it with the newest key. st.mu is held and the session loaded.
+func (st *state) seal(now time.Time) (string, error) {
+	if st.d.putErr != nil {
+		return "", st.d.putErr
+	}
+	if st.d.p.id == [idLen]byte{} {
+		rand.Read(st.d.p.id[:])
+	}
+	st.d.p.active = unixNano(now)
 	b, err := appendPayload(make([]byte, 0, 128), &st.d.p)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	sealed, err := st.cfg.codecs[0].Encode(st.cfg.cookie.Name, b)
-	if err != nil {
-		return nil, err
+	return st.m.codecs[0].Encode(st.cfg.cookie.Name, b)
+}
+
+// expiry is when the session ends unless used again: its deadline, or
+// sooner with an idle timeout. st.mu is held and the session loaded.
+func (st *state) expiry() time.Time {
+	exp := st.d.p.expires
+	if st.cfg.idle > 0 {
+		exp = min(exp, addClamped(st.d.p.active, st.cfg.idle))
 	}
-	attrs := st.cfg.attrs
-	if st.cfg.cookie.Persist {
-		exp := st.d.p.expires
-		if st.cfg.idle > 0 {
-			exp = min(exp, st.d.p.active+st.cfg.idle)
-		}
-		attrs += "; Expires=" + time.Unix(exp, 0).UTC().Format(http.TimeFormat) +
-			"; Max-Age=" + strconv.FormatInt(max(exp-now.Unix(), 1), 10)
+	return time.Unix(0, exp)
+}
+
+// cookieAttrs returns the cookie attributes for a session expiring at exp:
+// with Expires and Max-Age when the cookie persists.
+func (st *state) cookieAttrs(exp, now time.Time) string {
+	if st.cfg.cookie.Persist || st.d.p.flags&flagRememberMe != 0 {
+		return st.cfg.attrs + expiresAttrs(exp, now)
 	}
-	name := st.cfg.cookie.Name
+	return st.cfg.attrs
+}
+
+// expiresAttrs returns "; Expires=…; Max-Age=…" for exp, both rounded up to
+// the second so the browser never drops the cookie before the server would.
+func expiresAttrs(exp, now time.Time) string {
+	secs := exp.Unix()
+	if exp.Nanosecond() > 0 {
+		secs++
+	}
+	maxAge := max((exp.Sub(now)+time.Second-1)/time.Second, 1)
+	return "; Expires=" + time.Unix(secs, 0).UTC().Format(http.TimeFormat) +
+		"; Max-Age=" + strconv.FormatInt(int64(maxAge), 10)
+}
+
+// split returns the Set-Cookie header values that carry sealed with attrs,
+// each fitting in maxCookieHeader bytes: one cookie, or up to MaxChunks.
+func (c *config) split(sealed, attrs string) ([]string, error) {
+	name := c.cookie.Name
 	// room is how many value bytes fit in the Set-Cookie line of cookie i.
 	room := func(i int) int {
 		return maxCookieHeader - headerPrefix - len(chunkName(name, i)) - len("=") - len(attrs)
@@ -215,7 +361,7 @@ func (st *state) seal(now time.Time) ([]string, error) {
 		return []string{name + "=" + sealed + attrs}, nil
 	}
 	// Chunk: find the fewest cookies that hold it.
-	for n := 2; n <= st.cfg.maxChunks; n++ {
+	for n := 2; n <= c.maxChunks; n++ {
 		prefix := strconv.Itoa(n) + "."
 		total := -len(prefix)
 		for i := range n {
@@ -255,23 +401,23 @@ func chunkName(name string, i int) string {
 // expireChunks deletes the cookies the client sent from index from on.
 func (st *state) expireChunks(h http.Header, from int) {
 	for i := from; i < st.d.sent; i++ {
-		h.Add("Set-Cookie", chunkName(st.cfg.cookie.Name, i)+"="+st.cfg.attrs+
-			"; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0")
+		h.Add("Set-Cookie", chunkName(st.cfg.cookie.Name, i)+"="+st.cfg.delAttrs)
 	}
 }
 
-// fail hands err to ErrorFunc while the headers are not yet out: ErrorFunc's
+// fail hands err to ErrorHandler while the headers are not yet out: its
 // headers and status replace the handler's, its body is kept for after the
 // handler returns, and the handler's body is discarded. st.mu is held.
 func (st *state) fail(err error) int {
+	st.m.stats.errors.Add(1)
 	st.hw.DiscardBody()
 	st.d.errStatus = http.StatusInternalServerError
 	st.d.errBody = []byte{}
-	st.cfg.errorFunc(errorWriter{st}, &st.req, err)
+	st.m.handleError(errorWriter{st}, &st.req, err)
 	return st.d.errStatus
 }
 
-// errorWriter is what ErrorFunc writes to from inside the hook.
+// errorWriter is what ErrorHandler writes to from inside the hook.
 type errorWriter struct{ st *state }
 
 func (w errorWriter) Header() http.Header { return w.st.hw.Header() }
@@ -300,7 +446,8 @@ func (st *state) finish() {
 		st.hw.ResponseWriter.Write(body)
 	}
 	if late != nil {
-		st.cfg.errorFunc(&st.hw, &st.req, late)
+		st.m.stats.errors.Add(1)
+		st.m.handleError(&discardWriter{}, &st.req, late)
 	}
 }
 
@@ -308,6 +455,13 @@ func (st *state) finish() {
 func (st *state) modify() {
 	st.load()
 	st.d.modified = true
+	st.changed()
+}
+
+// changed records a change that the client must be sent (or could not be:
+// ErrHeadersWritten). st.mu is held.
+func (st *state) changed() {
+	st.rs.Used(reqstate.Personal)
 	if st.headersOut && st.d.late == nil {
 		st.d.late = ErrHeadersWritten
 	}
