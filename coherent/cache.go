@@ -85,7 +85,7 @@ func pinned(ctx context.Context) bool {
 // *localcache.ResponseCache implements it. Each method returns how many
 // entries it removed.
 type PageCache interface {
-	Purge(url string) int
+	Purge(url string) (int, error)
 	PurgeTag(tag string) int
 	PurgeAll() int
 }
