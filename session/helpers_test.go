@@ -222,4 +222,3 @@ func mustPanic(t *testing.T, f func()) {
 	}()
 	f()
 }
-

@@ -895,40 +895,47 @@ func TestCookieNameBound(t *testing.T) {
 }
 
 // Every single-byte change and every truncation of a real cookie gives an
-// empty session and a 200, never a 500 or a partial session.
+// empty session and a 200, never a 500 or a partial session. Three value
+// lengths cover the three base64 paddings (a lenient decoder would accept a
+// changed last character whose changed bits are padding).
 func TestTamperEveryByte(t *testing.T) {
 	m := New(keyA)
 	h := m.LoadAndSave(kv(m))
-	value := serveOnce(h, "/put?user=ada&role=admin", "").Result().Cookies()[0].Value
-	try := func(v string) (int, string) {
-		rec := serveOnce(h, "/get?user&role", "session="+v)
-		return rec.Code, rec.Body.String()
-	}
-	if code, body := try(value); code != 200 || body != "adaadmin" && body != "adminada" {
-		t.Fatalf("untampered cookie: %d %q", code, body)
-	}
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_="
-	n := 0
-	for i := range len(value) {
-		for _, repl := range []byte{alphabet[(strings.IndexByte(alphabet, value[i])+1)%len(alphabet)], '.', '!'} {
-			v := value[:i] + string(repl) + value[i+1:]
-			if code, body := try(v); code != 200 || body != "" {
-				t.Errorf("byte %d -> %q: %d %q, want 200 and an empty session", i, repl, code, body)
+	paddings := map[int]bool{}
+	for _, role := range []string{"admin", "admin1", "admin12"} {
+		value := serveOnce(h, "/put?user=ada&role="+role, "").Result().Cookies()[0].Value
+		paddings[len(value)-len(strings.TrimRight(value, "="))] = true
+		try := func(v string) (int, string) {
+			rec := serveOnce(h, "/get?user", "session="+v)
+			return rec.Code, rec.Body.String()
+		}
+		if code, body := try(value); code != 200 || body != "ada" {
+			t.Fatalf("untampered cookie: %d %q", code, body)
+		}
+		for i := range len(value) {
+			for _, repl := range []byte{alphabet[(strings.IndexByte(alphabet, value[i])+1)%len(alphabet)], '.', '!'} {
+				v := value[:i] + string(repl) + value[i+1:]
+				if code, body := try(v); code != 200 || body != "" {
+					t.Errorf("byte %d of %d -> %q: %d %q, want 200 and an empty session", i, len(value), repl, code, body)
+				}
 			}
-			n++
+			if code, body := try(value[:i]); code != 200 || body != "" {
+				t.Errorf("truncated to %d: %d %q", i, code, body)
+			}
 		}
-		if code, body := try(value[:i]); code != 200 || body != "" {
-			t.Errorf("truncated to %d: %d %q", i, code, body)
-		}
-		n++
+	}
+	if len(paddings) < 2 {
+		t.Errorf("cookies had paddings %v; want several to cover the last-character check", paddings)
 	}
 	for _, garbage := range []string{"", "=", "\"\"", "2.", "16.abc", "99999999999999999999.x", strings.Repeat("A", 100000)} {
-		if code, body := try(garbage); code != 200 || body != "" {
-			t.Errorf("garbage %.20q: %d %q", garbage, code, body)
+		rec := serveOnce(h, "/get?user", "session="+garbage)
+		if rec.Code != 200 || rec.Body.String() != "" {
+			t.Errorf("garbage %.20q: %d %q", garbage, rec.Code, rec.Body.String())
 		}
 	}
-	if s := m.Stats(); s.Rejected.Invalid < uint64(n-len(value)) {
-		t.Errorf("stats counted %d invalid tokens, want about %d", s.Rejected.Invalid, n)
+	if s := m.Stats(); s.Rejected.Invalid < 100 {
+		t.Errorf("stats counted %d invalid tokens", s.Rejected.Invalid)
 	}
 }
 
