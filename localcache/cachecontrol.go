@@ -139,7 +139,7 @@ func parseDelta(s string) (time.Duration, bool) {
 			n = n*10 + int64(c-'0')
 		}
 	}
-	return min(time.Duration(n)*time.Second, maxDelta), true
+	return time.Duration(min(n, 1<<31)) * time.Second, true
 }
 
 // parseAge parses the Age field: the first member of its first line, as

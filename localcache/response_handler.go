@@ -95,10 +95,6 @@ func (rc *ResponseCache) serveHTTP(w http.ResponseWriter, r *http.Request, next 
 			rc.refreshInBackground(r, next, key, resp)
 			rc.serve(w, r, resp, now, staleValue)
 			return
-		case useNone:
-			if resp.etag == "" && resp.modified.IsZero() {
-				rc.store.remove(key, resp)
-			}
 		}
 	}
 	if rq.onlyIfCached {

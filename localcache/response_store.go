@@ -143,16 +143,6 @@ func (s *store) markPass(key string, till time.Time) {
 	}
 }
 
-// remove drops the given stored response of key, if still there (an entry
-// found unusable forever).
-func (s *store) remove(key string, resp *response) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.items[key]; e != nil {
-		s.dropVariants(e, func(v *response) bool { return v == resp })
-	}
-}
-
 // purgeKey drops every response stored for key and returns how many.
 func (s *store) purgeKey(key string) int {
 	s.mu.Lock()
