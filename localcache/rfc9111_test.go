@@ -147,7 +147,9 @@ func runAll(t *testing.T, cases []scenario) {
 	}
 }
 
-func fresh(h ...string) *reply { return &reply{status: 200, header: append([]string{"Cache-Control", "max-age=100"}, h...)} }
+func fresh(h ...string) *reply {
+	return &reply{status: 200, header: append([]string{"Cache-Control", "max-age=100"}, h...)}
+}
 
 // TestRFC9111Storing covers §3 (storing responses) and §3.1 (which header
 // fields are stored).
