@@ -260,17 +260,6 @@ func (c *Cache[K, V]) Get(key K) (V, bool) {
 	return zero, false
 }
 
-// peek returns key's live value without counting a hit or marking it used.
-func (c *Cache[K, V]) peek(key K) (V, bool) {
-	h := c.hash(key)
-	n := c.shardFor(h).find(h, key)
-	if n == nil || n.err != nil || (n.expires != 0 && c.now() >= n.expires) {
-		var zero V
-		return zero, false
-	}
-	return n.value, true
-}
-
 // Set stores value under key with the default TTL, replacing any value
 // there. A GetOrLoad load of key that is running does not overwrite it.
 func (c *Cache[K, V]) Set(key K, value V) {

@@ -6,15 +6,16 @@
 // one costs only a refill, which is what lets a shared-nothing web tier add
 // instances freely.
 //
-// [Cache] is generic over key and value. Reads take no lock and, once an
-// entry has been marked as recently used, write no shared memory, so hits
-// scale with cores; writes lock one of several shards. It is bounded by
+// [Cache] is generic over key and value. Reads take no lock and write only
+// their shard's hit counter (plus, once, the entry's recently-used flag), so
+// hits scale with cores; writes lock one of several shards. It is bounded by
 // entry count, by bytes through a Cost function (never exceeded, not even
 // for a moment), or both; evicts in least-recently-used order with a second
 // chance for entries read since they were last considered; expires entries
 // by a default or per-entry TTL without a sweeper goroutine; and
 // [Cache.GetOrLoad] runs one loader per key for any number of concurrent
 // misses, with optional stale-while-revalidate and negative caching.
+// [Cache.Stats] encodes to JSON, for expvar.
 //
 //	thumbs, err := localcache.New(localcache.Options[string, []byte]{
 //		MaxBytes: 256 << 20,
@@ -34,4 +35,22 @@
 //
 //	pages, err := localcache.NewResponseCache(localcache.ResponseOptions{MaxBytes: 64 << 20})
 //	r.With(pages.Handler).Get("/articles/{id}", article)
+//
+// # Invalidating a typed cache
+//
+// After a write, [Cache.Delete] the keys it changed ([Cache.Purge] for
+// everything); both report what they removed. An invalidation also covers
+// loads already running: a GetOrLoad load that started before Delete, Set
+// or Purge of its key still answers the callers waiting for it, but its
+// result is not stored (it may have read the data before the write;
+// Stats.LoadsDiscarded counts these), and callers arriving after the
+// invalidation start a new load. So once Delete returns, the cache holds
+// for that key only values from Set or from loader calls that started after
+// it. That is the property a cross-instance invalidation needs from the
+// cache (the lease of Facebook's memcache paper, NSDI 2013): deliver the
+// invalidation to every instance by calling Delete there, and make the
+// loader read from a source at least as new as the write, such as the
+// primary or a replica that has replayed it, and a lagging replica can
+// never re-cache the old value. What the loader reads from is the loader's
+// business: wrap it, the cache needs no option for it.
 package localcache

@@ -2,6 +2,7 @@ package localcache_test
 
 import (
 	"context"
+	"expvar"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,7 +50,58 @@ func ExampleNew_maxBytes() {
 	defer thumbs.Close()
 	thumbs.Set("cat.jpg/256", make([]byte, 30_000))
 	fmt.Println(thumbs.Stats().Bytes)
-	// Output: 30211
+
+	_, err = localcache.New(localcache.Options[string, []byte]{TTL: -time.Second})
+	fmt.Println(err)
+	// Output:
+	// 30211
+	// localcache: New: Options.TTL must not be negative
+}
+
+// A write drops the cached copy; the next read loads the new value. Delete
+// also stops a load that was already running from caching what it read
+// before the write.
+func ExampleCache_Delete() {
+	names, err := localcache.New(localcache.Options[int, string]{})
+	if err != nil {
+		panic(err)
+	}
+	defer names.Close()
+	db := map[int]string{1: "alice", 2: "bob"} // stands in for a database
+	load := func(_ context.Context, id int) (string, error) { return db[id], nil }
+	ctx := context.Background()
+
+	name, _ := names.GetOrLoad(ctx, 1, load)
+	fmt.Println(name)
+
+	db[1] = "alicia"             // the write...
+	fmt.Println(names.Delete(1)) // ...then the invalidation: true, it was cached
+	name, _ = names.GetOrLoad(ctx, 1, load)
+	fmt.Println(name)
+
+	names.GetOrLoad(ctx, 2, load)
+	fmt.Println("purged:", names.Purge())
+	// Output:
+	// alice
+	// true
+	// alicia
+	// purged: 2
+}
+
+func ExampleCache_Stats() {
+	sessions, err := localcache.New(localcache.Options[string, int]{})
+	if err != nil {
+		panic(err)
+	}
+	defer sessions.Close()
+	expvar.Publish("sessions_cache", expvar.Func(func() any { return sessions.Stats() }))
+
+	sessions.Set("a", 1)
+	sessions.Get("a")
+	sessions.Get("b")
+	fmt.Println(expvar.Get("sessions_cache")) // as /debug/vars shows it
+	// Output:
+	// {"hits":1,"misses":1,"loads":0,"load_errors":0,"loads_discarded":0,"evictions":0,"expirations":0,"entries":1,"bytes":0}
 }
 
 func ExampleResponseCache_Handler() {
