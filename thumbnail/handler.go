@@ -1,35 +1,42 @@
 package thumbnail
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"hash"
+	"image"
 	"io"
 	"io/fs"
-	"log"
 	"net/http"
 	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sharednothing/sharednothing/internal/flight"
+	"github.com/sharednothing/sharednothing/internal/httperr"
+	"github.com/sharednothing/sharednothing/internal/sign"
+	"github.com/sharednothing/sharednothing/localcache"
 )
 
+// Encoder writes m to w in an image format at quality 1–100. [Options.WebP]
+// takes one, so that the WebP encoder a program uses (and its dependencies)
+// is the program's choice, not this package's.
+type Encoder func(w io.Writer, m image.Image, quality int) error
+
 // Options configures a [Handler]. Only Source is required; every other zero
-// value means the default given in its comment.
+// value means the default given in its comment. [New] rejects negative
+// numbers and durations.
 type Options struct {
 	// Source supplies the original images, e.g. Dir("uploads") or
 	// Origin("https://images.example.com", client). Required.
 	Source Source
 
-	// Key signs and verifies thumbnail URLs with HMAC-SHA256; derive it with
+	// Key signs and verifies thumbnail URLs (HMAC-SHA256); derive it with
 	// sharednothing.DeriveKey(secret, "thumbnail") and use the same key on
 	// every instance. It must be at least 32 bytes. Without a Key only
 	// Presets are served: there is no unsigned mode.
@@ -54,6 +61,14 @@ type Options struct {
 	// should be named like the prefix's first element. Default "".
 	Prefix string
 
+	// WebP, if set, encodes WebP output: specs that ask for "webp" are
+	// served, and a spec that leaves the format to the source gets WebP
+	// when the request's Accept header lists image/webp (such responses
+	// carry Vary: Accept). Without it, "webp" in a spec gets 400 and
+	// responses never depend on Accept. This package has no WebP encoder
+	// of its own; see the package documentation for one.
+	WebP Encoder
+
 	// MaxSourceBytes caps the bytes read from a source (413 beyond it).
 	// Default 32 MiB.
 	MaxSourceBytes int64
@@ -66,51 +81,71 @@ type Options struct {
 	MaxDimension int
 
 	// Concurrency is how many renders run at once. Default
-	// runtime.GOMAXPROCS(0).
+	// runtime.GOMAXPROCS(0). Renders that decode more than 8 megapixels
+	// hold at most Concurrency-1 slots when Concurrency > 1.
 	Concurrency int
-	// QueueSize is how many renders may wait for a slot, first in first
-	// out; when it is full a request gets 503 at once. Default 64; a
-	// negative value means no waiting at all.
+	// QueueSize is how many renders may wait for a slot, cheapest first
+	// (heavy ones fill at most half of it, one source at most 4 places);
+	// a render finding no room gets 503 at once. Default 64.
 	QueueSize int
 	// QueueTimeout is the longest a render waits for a slot before its
 	// requests get 503. Default 10 s.
 	QueueTimeout time.Duration
+	// RenderTimeout is the longest a render may take once it has a slot,
+	// reading the source included; past it the render is cancelled and
+	// answered 422, like a corrupt image, and remembered as failed.
+	// Default 10 s.
+	RenderTimeout time.Duration
 	// RetryAfter is the Retry-After sent with 503. Default 1 s.
 	RetryAfter time.Duration
 
 	// CacheBytes bounds the per-machine memory cache of rendered
-	// thumbnails. Default 128 MiB; negative disables it.
+	// thumbnails. Default 128 MiB.
 	CacheBytes int64
 	// CacheDir, when set, also keeps rendered thumbnails on disk there,
 	// written atomically. Default "" (no disk cache).
 	CacheDir string
 	// CacheDirBytes caps the size of CacheDir. Default 1 GiB.
 	CacheDirBytes int64
+	// FailureMemory is how many failed source versions are remembered, so
+	// that requests for a source that could not be rendered (413, 415,
+	// 422) get the same answer without reading it again. Default 4096.
+	FailureMemory int
 
-	// ErrorLog receives failures that are the server's or the source's
-	// fault (status 500, 502, 504) and disk cache errors. Default log.Printf.
-	ErrorLog func(r *http.Request, err error)
+	// ErrorHandler answers failed requests. err wraps one of this
+	// package's errors (or, from a Source, fs.ErrNotExist and the like),
+	// which tells the status: 400 ErrBadSpec, ErrBadPath,
+	// ErrOutputTooLarge, ErrWebPOutput; 403 ErrBadSignature, ErrNoKey;
+	// 404 fs.ErrNotExist; 405 ErrMethod; 413 ErrSourceTooLarge; 415
+	// ErrUnsupportedFormat; 422 ErrCorruptImage, ErrRenderTimeout; 503
+	// ErrOverloaded; 504 ErrOriginTimeout; 502 any other source failure.
+	// Its text is for logs: it may name internal hosts and paths. Nil
+	// means the toolkit's default, which logs through log/slog and replies
+	// with the status and its status text only. Cache-Control: no-store
+	// (and Retry-After for 503) are set before it is called. Requests whose
+	// client has gone are not passed to it.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // Handler serves thumbnails at /{spec}/{path}?s={signature}. Create it with
 // [New]. It is safe for concurrent use.
 type Handler struct {
 	opts    Options
+	signer  *sign.Signer // nil without a Key
 	presets map[string]Spec
-	mem     store
+	mem     store // nil when disabled
 	disk    *diskCache
+	failed  *localcache.Cache[string, error] // source name + version -> why it failed
 	q       *queue
-	flights flights
-	bufs    sync.Pool // *bytes.Buffer for source bytes
-	macs    sync.Pool // hash.Hash keyed with Options.Key
-
-	renders      atomic.Int64 // renders started, for tests
-	beforeRender func()       // test hook, called holding a queue slot
+	flights flightGroup
+	renders atomic.Int64 // renders started, for Stats
+	stats   counters
 }
 
 // Errors reported by the handler for bad requests, besides the render
 // errors ([ErrSourceTooLarge], [ErrUnsupportedFormat], [ErrCorruptImage],
-// [ErrOutputTooLarge]) and [ErrBadSpec], [ErrOverloaded], [ErrOriginTimeout].
+// [ErrOutputTooLarge], [ErrRenderTimeout]) and [ErrBadSpec],
+// [ErrOverloaded], [ErrOriginTimeout].
 var (
 	// ErrBadPath: the image path is empty, absolute or has "." or ".."
 	// elements, backslashes or NUL bytes (400).
@@ -119,93 +154,98 @@ var (
 	ErrBadSignature = errors.New("thumbnail: bad signature")
 	// ErrNoKey: a non-preset spec was requested but no Key is configured (403).
 	ErrNoKey = errors.New("thumbnail: signed URLs need Options.Key; only presets are served")
-	// ErrWebPOutput: WebP output was asked for; this package cannot encode it (400).
-	ErrWebPOutput = errors.New("thumbnail: webp output is not supported; ask for jpeg or png, or leave the format out")
+	// ErrWebPOutput: WebP output was asked for but Options.WebP is nil (400).
+	ErrWebPOutput = errors.New("thumbnail: webp output needs Options.WebP")
+	// ErrMethod: the request is neither GET nor HEAD (405).
+	ErrMethod = errors.New("thumbnail: only GET and HEAD are allowed")
+	// ErrRenderTimeout: the render took longer than Options.RenderTimeout
+	// and was cancelled (422).
+	ErrRenderTimeout = errors.New("thumbnail: render took too long")
 )
 
 // New returns a Handler for opts. It returns an error for a missing Source,
-// a Key shorter than 32 bytes, a bad preset, or a CacheDir it cannot create.
+// a Key shorter than 32 bytes, a negative option, a bad preset, or a
+// CacheDir it cannot create.
 func New(opts Options) (*Handler, error) {
 	if opts.Source == nil {
-		return nil, errors.New("thumbnail: Options.Source is required")
+		return nil, errors.New("thumbnail: New: Options.Source is required")
 	}
-	if opts.Key != nil && len(opts.Key) < 32 {
-		return nil, errors.New("thumbnail: Options.Key must be at least 32 bytes")
-	}
-	for _, k := range opts.PreviousKeys {
-		if len(k) < 32 {
-			return nil, errors.New("thumbnail: every Options.PreviousKeys entry must be at least 32 bytes")
+	for _, o := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxSourceBytes", opts.MaxSourceBytes},
+		{"MaxSourcePixels", opts.MaxSourcePixels},
+		{"MaxDimension", int64(opts.MaxDimension)},
+		{"Concurrency", int64(opts.Concurrency)},
+		{"QueueSize", int64(opts.QueueSize)},
+		{"QueueTimeout", int64(opts.QueueTimeout)},
+		{"RenderTimeout", int64(opts.RenderTimeout)},
+		{"RetryAfter", int64(opts.RetryAfter)},
+		{"CacheBytes", opts.CacheBytes},
+		{"CacheDirBytes", opts.CacheDirBytes},
+		{"FailureMemory", int64(opts.FailureMemory)},
+	} {
+		if o.v < 0 {
+			return nil, fmt.Errorf("thumbnail: New: Options.%s must not be negative", o.name)
 		}
 	}
-	if opts.Key == nil && len(opts.PreviousKeys) > 0 {
-		return nil, errors.New("thumbnail: Options.PreviousKeys needs Options.Key")
+	h := &Handler{presets: make(map[string]Spec, len(opts.Presets))}
+	switch {
+	case opts.Key != nil:
+		s, err := sign.New("thumbnail", "thumbnail url", opts.Key, opts.PreviousKeys...)
+		if err != nil {
+			return nil, err
+		}
+		h.signer = s
+	case len(opts.PreviousKeys) > 0:
+		return nil, errors.New("thumbnail: New: Options.PreviousKeys needs Options.Key")
 	}
 	if d, ok := opts.Source.(*dir); ok {
 		if _, err := d.open(); err != nil {
-			return nil, fmt.Errorf("thumbnail: Dir: %w", err)
+			return nil, fmt.Errorf("thumbnail: New: Dir: %w", err)
 		}
 	}
 	opts.Prefix = strings.TrimRight(opts.Prefix, "/")
 	if opts.Prefix != "" && !strings.HasPrefix(opts.Prefix, "/") {
-		return nil, errors.New("thumbnail: Options.Prefix must start with /")
+		return nil, errors.New("thumbnail: New: Options.Prefix must start with /")
 	}
-	if opts.MaxSourceBytes <= 0 {
-		opts.MaxSourceBytes = 32 << 20
-	}
-	if opts.MaxSourcePixels <= 0 {
-		opts.MaxSourcePixels = 50_000_000
-	}
-	if opts.MaxDimension <= 0 {
-		opts.MaxDimension = 4096
-	}
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = runtime.GOMAXPROCS(0)
-	}
-	switch {
-	case opts.QueueSize == 0:
-		opts.QueueSize = 64
-	case opts.QueueSize < 0:
-		opts.QueueSize = 0
-	}
-	if opts.QueueTimeout <= 0 {
-		opts.QueueTimeout = 10 * time.Second
-	}
-	if opts.RetryAfter <= 0 {
-		opts.RetryAfter = time.Second
-	}
-	if opts.CacheBytes == 0 {
-		opts.CacheBytes = 128 << 20
-	}
-	if opts.CacheDirBytes <= 0 {
-		opts.CacheDirBytes = 1 << 30
-	}
-	if opts.ErrorLog == nil {
-		opts.ErrorLog = func(r *http.Request, err error) { log.Printf("thumbnail: %s: %v", r.URL.Path, err) }
-	}
-	h := &Handler{opts: opts, presets: make(map[string]Spec, len(opts.Presets))}
+	setDefault(&opts.MaxSourceBytes, 32<<20)
+	setDefault(&opts.MaxSourcePixels, 50_000_000)
+	setDefault(&opts.MaxDimension, 4096)
+	setDefault(&opts.Concurrency, runtime.GOMAXPROCS(0))
+	setDefault(&opts.QueueSize, 64)
+	setDefault(&opts.QueueTimeout, 10*time.Second)
+	setDefault(&opts.RenderTimeout, 10*time.Second)
+	setDefault(&opts.RetryAfter, time.Second)
+	setDefault(&opts.CacheBytes, 128<<20)
+	setDefault(&opts.CacheDirBytes, 1<<30)
+	setDefault(&opts.FailureMemory, 4096)
+	h.opts = opts
 	for name, sp := range opts.Presets {
 		if !validPresetName(name) {
-			return nil, fmt.Errorf("thumbnail: preset name %q: use lower-case letters, digits, - and _", name)
+			return nil, fmt.Errorf("thumbnail: New: preset name %q: use lower-case letters, digits, - and _", name)
 		}
 		if err := sp.check(); err != nil {
-			return nil, fmt.Errorf("thumbnail: preset %q: %w", name, err)
+			return nil, fmt.Errorf("thumbnail: New: preset %q: %w", name, err)
 		}
 		if err := h.checkSpec(sp); err != nil {
-			return nil, fmt.Errorf("thumbnail: preset %q: %w", name, err)
+			return nil, fmt.Errorf("thumbnail: New: preset %q: %w", name, err)
 		}
 		h.presets[name] = sp
 	}
-	if opts.CacheBytes > 0 {
-		mem, err := newMemStore(opts.CacheBytes)
-		if err != nil {
-			return nil, fmt.Errorf("thumbnail: CacheBytes: %w", err)
-		}
-		h.mem = mem
+	mem, err := newMemStore(opts.CacheBytes)
+	if err != nil {
+		return nil, fmt.Errorf("thumbnail: New: CacheBytes: %w", err)
+	}
+	h.mem = mem
+	if h.failed, err = localcache.New(localcache.Options[string, error]{MaxEntries: opts.FailureMemory}); err != nil {
+		return nil, fmt.Errorf("thumbnail: New: FailureMemory: %w", err)
 	}
 	if opts.CacheDir != "" {
 		d, err := newDiskCache(opts.CacheDir, opts.CacheDirBytes)
 		if err != nil {
-			return nil, fmt.Errorf("thumbnail: CacheDir: %w", err)
+			return nil, fmt.Errorf("thumbnail: New: CacheDir: %w", err)
 		}
 		h.disk = d
 	}
@@ -213,12 +253,18 @@ func New(opts Options) (*Handler, error) {
 	return h, nil
 }
 
+func setDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
 // checkSpec applies the handler's limits to a syntactically valid spec.
 func (h *Handler) checkSpec(sp Spec) error {
 	if sp.Width > h.opts.MaxDimension || sp.Height > h.opts.MaxDimension {
 		return fmt.Errorf("%w: %s is larger than the limit of %d pixels a side", ErrOutputTooLarge, sp, h.opts.MaxDimension)
 	}
-	if sp.Format == WebP {
+	if sp.Format == WebP && h.opts.WebP == nil {
 		return ErrWebPOutput
 	}
 	return nil
@@ -230,11 +276,12 @@ func (h *Handler) checkSpec(sp Spec) error {
 // no Key. The spec is not checked here; an invalid one gets 400 when
 // requested.
 func (h *Handler) URL(name string, spec Spec) string {
-	if h.opts.Key == nil {
+	if h.signer == nil {
 		panic("thumbnail: Handler.URL needs Options.Key")
 	}
 	canon := spec.String()
-	return h.opts.Prefix + "/" + canon + "/" + escapePath(name) + "?s=" + h.sign(canon, name)
+	mac := h.signer.Sum(nil, []byte(canon), []byte(name))
+	return h.opts.Prefix + "/" + canon + "/" + escapePath(name) + "?s=" + base64.RawURLEncoding.EncodeToString(mac)
 }
 
 // PresetURL returns the URL path of the named preset's thumbnail of the
@@ -245,47 +292,17 @@ func (h *Handler) PresetURL(preset, name string) string {
 
 func escapePath(name string) string { return (&url.URL{Path: name}).EscapedPath() }
 
-// mac returns HMAC-SHA256(Key, canon + "/" + name) appended to dst.
-func (h *Handler) mac(dst []byte, canon, name string) []byte {
-	m, _ := h.macs.Get().(hash.Hash)
-	if m == nil {
-		m = hmac.New(sha256.New, h.opts.Key)
-	}
-	m.Reset()
-	io.WriteString(m, canon)
-	io.WriteString(m, "/")
-	io.WriteString(m, name)
-	dst = m.Sum(dst)
-	h.macs.Put(m)
-	return dst
-}
-
-func (h *Handler) sign(canon, name string) string {
-	return base64.RawURLEncoding.EncodeToString(h.mac(nil, canon, name))
-}
-
-// verify checks sig in constant time.
+// verify checks the base64url signature sig of canon and name.
 func (h *Handler) verify(canon, name, sig string) bool {
-	var got, want [sha256.Size]byte
-	if base64.RawURLEncoding.DecodedLen(len(sig)) != len(got) {
+	var mac [sign.Size]byte
+	if base64.RawURLEncoding.DecodedLen(len(sig)) != len(mac) {
 		return false
 	}
-	if _, err := base64.RawURLEncoding.Decode(got[:], []byte(sig)); err != nil {
+	if _, err := base64.RawURLEncoding.Decode(mac[:], []byte(sig)); err != nil {
 		return false
 	}
-	if hmac.Equal(got[:], h.mac(want[:0], canon, name)) {
-		return true
-	}
-	for _, k := range h.opts.PreviousKeys {
-		m := hmac.New(sha256.New, k)
-		io.WriteString(m, canon)
-		io.WriteString(m, "/")
-		io.WriteString(m, name)
-		if hmac.Equal(got[:], m.Sum(want[:0])) {
-			return true
-		}
-	}
-	return false
+	ok, _ := h.signer.Verify(mac[:], []byte(canon), []byte(name))
+	return ok
 }
 
 // queryParam returns the first value of the query parameter key, unescaped,
@@ -324,7 +341,7 @@ func checkName(name string) error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		h.fail(w, r, http.StatusMethodNotAllowed, errors.New("thumbnail: only GET and HEAD are allowed"))
+		h.fail(w, r, ErrMethod)
 		return
 	}
 	p := r.URL.Path
@@ -336,39 +353,50 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !preset {
 		var err error
 		if sp, err = ParseSpec(specStr); err != nil {
-			h.fail(w, r, http.StatusBadRequest, err)
+			h.fail(w, r, err)
 			return
 		}
 	}
 	if err := checkName(name); err != nil {
-		h.fail(w, r, http.StatusBadRequest, err)
+		h.fail(w, r, err)
 		return
 	}
-	canon := sp.String()
 	if !preset {
-		if h.opts.Key == nil {
-			h.fail(w, r, http.StatusForbidden, ErrNoKey)
+		if h.signer == nil {
+			h.fail(w, r, ErrNoKey)
 			return
 		}
-		if !h.verify(canon, name, queryParam(r.URL.RawQuery, "s")) {
-			h.fail(w, r, http.StatusForbidden, fmt.Errorf("%w for %s/%s", ErrBadSignature, canon, name))
+		if !h.verify(sp.String(), name, queryParam(r.URL.RawQuery, "s")) {
+			h.fail(w, r, fmt.Errorf("%w for %s/%s", ErrBadSignature, sp, name))
 			return
 		}
 		if err := h.checkSpec(sp); err != nil {
-			h.fail(w, r, http.StatusBadRequest, err)
+			h.fail(w, r, err)
 			return
 		}
+	}
+	// A spec that leaves the format to the source is negotiated when WebP
+	// output is on: the response then depends on Accept.
+	negotiated := sp.Format == Auto && h.opts.WebP != nil
+	if negotiated && acceptsWebP(r.Header["Accept"]) {
+		sp.Format = WebP
 	}
 
 	info, err := h.opts.Source.Stat(r.Context(), name)
 	if err != nil {
-		h.fail(w, r, sourceStatus(err), err)
+		h.fail(w, r, err)
 		return
 	}
 	if info.Size > h.opts.MaxSourceBytes {
-		h.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: %d bytes is more than the limit of %d", ErrSourceTooLarge, info.Size, h.opts.MaxSourceBytes))
+		h.fail(w, r, fmt.Errorf("%w: %d bytes is more than the limit of %d", ErrSourceTooLarge, info.Size, h.opts.MaxSourceBytes))
 		return
 	}
+	if err, ok := h.failed.Get(failureKey(name, info.Version)); ok {
+		h.stats.remembered.Add(1)
+		h.fail(w, r, err)
+		return
+	}
+	canon := sp.String()
 	key := info.Version + "\x00" + canon + "\x00" + name
 	etag := etagFor(key)
 	// Header keys are canonical already: assigning skips re-canonicalising.
@@ -378,19 +406,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		hdr["Cache-Control"] = cacheControlSigned
 	}
+	if negotiated {
+		hdr["Vary"] = varyAccept
+	}
 	hdr["Etag"] = []string{etag}
 	if !info.ModTime.IsZero() {
 		hdr["Last-Modified"] = []string{info.ModTime.UTC().Format(http.TimeFormat)}
 	}
 	if notModified(r, etag, info.ModTime) {
+		h.stats.notModified.Add(1)
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	e, err := h.lookupOrRender(r, key, etag, name, sp)
+	e, err := h.lookupOrRender(r.Context(), key, etag, name, sp)
 	if err != nil {
 		delete(hdr, "Etag")
 		delete(hdr, "Last-Modified")
-		h.fail(w, r, statusOf(err), err)
+		delete(hdr, "Vary")
+		h.fail(w, r, err)
 		return
 	}
 	hdr["Content-Type"] = []string{e.contentType}
@@ -406,7 +439,39 @@ var (
 	cacheControlSigned = []string{"public, max-age=31536000, immutable"}
 	cacheControlPreset = []string{"public, max-age=3600"}
 	nosniff            = []string{"nosniff"}
+	varyAccept         = []string{"Accept"}
 )
+
+// acceptsWebP reports whether an Accept header lists image/webp with a
+// non-zero quality. Wildcards do not count: browsers that send image/*
+// without naming WebP may not decode it.
+func acceptsWebP(accept []string) bool {
+	for _, line := range accept {
+		for mr := range strings.SplitSeq(line, ",") {
+			typ, params, _ := strings.Cut(mr, ";")
+			if !strings.EqualFold(strings.TrimSpace(typ), "image/webp") {
+				continue
+			}
+			if q, ok := qValue(params); !ok || q > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// qValue returns the q parameter in params ("q=0.5;x=y"), if there is one
+// that parses.
+func qValue(params string) (float64, bool) {
+	for p := range strings.SplitSeq(params, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(k, "q") {
+			q, err := strconv.ParseFloat(v, 64)
+			return q, err == nil
+		}
+	}
+	return 0, false
+}
 
 // notModified evaluates If-None-Match, or If-Modified-Since when there is
 // no If-None-Match (RFC 9110, section 13.2.2).
@@ -419,118 +484,6 @@ func notModified(r *http.Request, etag string, modTime time.Time) bool {
 		return err == nil && !modTime.Truncate(time.Second).After(t)
 	}
 	return false
-}
-
-// lookupOrRender returns the cached thumbnail or renders it, once per key
-// however many requests ask at the same time.
-func (h *Handler) lookupOrRender(r *http.Request, key, etag, name string, sp Spec) (*entry, error) {
-	if h.mem != nil {
-		if e, ok := h.mem.get(key); ok {
-			return e, nil
-		}
-	}
-	c, leader := h.flights.join(key)
-	if leader {
-		func() {
-			defer h.flights.done(key, c) // followers are released even if fill panics
-			c.e, c.err = h.fill(r, key, etag, name, sp)
-		}()
-		return c.e, c.err
-	}
-	select {
-	case <-c.done:
-		return c.e, c.err
-	case <-r.Context().Done():
-		return nil, r.Context().Err()
-	}
-}
-
-// fill finds a thumbnail on disk or renders it, holding a queue slot only
-// for the render itself.
-func (h *Handler) fill(r *http.Request, key, etag, name string, sp Spec) (*entry, error) {
-	if h.disk != nil {
-		if e, ok := h.disk.get(key, etag); ok {
-			h.store(key, e)
-			return e, nil
-		}
-	}
-	// The render outlives a leader whose client goes away: the requests
-	// coalesced onto it still want the result. The queue timeout and the
-	// source's own timeouts bound it.
-	ctx := context.WithoutCancel(r.Context())
-	if err := h.q.acquire(ctx); err != nil {
-		return nil, err
-	}
-	e, err := h.render(ctx, name, sp)
-	h.q.release()
-	if err != nil {
-		return nil, err
-	}
-	e.etag = etag
-	h.store(key, e)
-	if h.disk != nil {
-		if err := h.disk.set(key, e); err != nil {
-			h.opts.ErrorLog(r, fmt.Errorf("disk cache: %w", err))
-		}
-	}
-	return e, nil
-}
-
-func (h *Handler) store(key string, e *entry) {
-	if h.mem != nil {
-		h.mem.set(key, e)
-	}
-}
-
-// render reads, decodes, resizes and encodes one thumbnail.
-func (h *Handler) render(ctx context.Context, name string, sp Spec) (e *entry, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			e, err = nil, fmt.Errorf("%w: render failed: %v", ErrCorruptImage, p)
-		}
-	}()
-	h.renders.Add(1)
-	if h.beforeRender != nil {
-		h.beforeRender()
-	}
-	rc, info, err := h.opts.Source.Open(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	if info.Size > h.opts.MaxSourceBytes {
-		return nil, fmt.Errorf("%w: %d bytes is more than the limit of %d", ErrSourceTooLarge, info.Size, h.opts.MaxSourceBytes)
-	}
-	buf, _ := h.bufs.Get().(*bytes.Buffer)
-	if buf == nil {
-		buf = new(bytes.Buffer)
-	}
-	buf.Reset()
-	defer h.bufs.Put(buf)
-	if info.Size > 0 {
-		buf.Grow(int(info.Size) + 1)
-	}
-	if _, err := buf.ReadFrom(io.LimitReader(rc, h.opts.MaxSourceBytes+1)); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	if int64(buf.Len()) > h.opts.MaxSourceBytes {
-		return nil, fmt.Errorf("%w: more than the limit of %d bytes", ErrSourceTooLarge, h.opts.MaxSourceBytes)
-	}
-	body, ct, err := renderBytes(buf.Bytes(), sp, h.opts.MaxSourcePixels, h.opts.MaxDimension)
-	if err != nil {
-		return nil, err
-	}
-	return &entry{body: body, contentType: ct, modTime: info.ModTime}, nil
-}
-
-// renderBytes turns source bytes into thumbnail bytes.
-func renderBytes(data []byte, sp Spec, maxPixels int64, maxDim int) ([]byte, string, error) {
-	d, err := decode(data, sp, maxPixels, maxDim)
-	if err != nil {
-		return nil, "", err
-	}
-	m := thumb(d.img, d.plan, d.orientation)
-	return encode(m, outputFormat(sp.Format, d.format, m), sp.quality())
 }
 
 func etagFor(key string) string {
@@ -549,51 +502,46 @@ func etagMatch(header, etag string) bool {
 	return false
 }
 
-func sourceStatus(err error) int {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return http.StatusNotFound
-	case errors.Is(err, ErrOriginTimeout), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout
-	case errors.Is(err, context.Canceled):
-		return 499
-	}
-	return http.StatusBadGateway
-}
-
+// statusOf maps an error to the status its request gets.
 func statusOf(err error) int {
 	switch {
+	case errors.Is(err, ErrBadSpec), errors.Is(err, ErrBadPath), errors.Is(err, ErrOutputTooLarge), errors.Is(err, ErrWebPOutput):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrBadSignature), errors.Is(err, ErrNoKey):
+		return http.StatusForbidden
+	case errors.Is(err, ErrMethod):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, fs.ErrNotExist):
+		return http.StatusNotFound
 	case errors.Is(err, ErrSourceTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrUnsupportedFormat):
 		return http.StatusUnsupportedMediaType
-	case errors.Is(err, ErrCorruptImage):
+	case errors.Is(err, ErrCorruptImage), errors.Is(err, ErrRenderTimeout):
 		return http.StatusUnprocessableEntity
-	case errors.Is(err, ErrOutputTooLarge), errors.Is(err, ErrBadSpec), errors.Is(err, ErrWebPOutput):
-		return http.StatusBadRequest
 	case errors.Is(err, ErrOverloaded):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrOriginTimeout), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, errEncode), errors.As(err, new(*flight.PanicError)):
+		return http.StatusInternalServerError
 	}
-	return sourceStatus(err)
+	return http.StatusBadGateway
 }
 
-// fail writes a plain-text error. Nothing of the source is ever sent.
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, err error) {
-	if status == 499 { // the client went away; nobody is listening
+// fail answers a failed request through the ErrorHandler, with the status
+// statusOf gives. Nothing of the source, and no error text, reaches the
+// client unless a custom ErrorHandler sends it.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil { // the client has gone; nobody is listening
 		return
 	}
+	status := statusOf(err)
+	h.stats.failed(status)
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
 	if status == http.StatusServiceUnavailable {
 		hdr.Set("Retry-After", strconv.Itoa(max(1, int(h.opts.RetryAfter/time.Second))))
 	}
-	if status >= 500 && status != http.StatusServiceUnavailable {
-		h.opts.ErrorLog(r, err)
-	}
-	msg := strings.TrimPrefix(err.Error(), "thumbnail: ")
-	if status == http.StatusNotFound {
-		// Not the file system's words: they would tell what exists outside.
-		msg = "image not found"
-	}
-	http.Error(w, msg, status)
+	httperr.Handle(h.opts.ErrorHandler, w, r, httperr.WithStatus(status, err))
 }

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sharednothing/sharednothing/internal/httperr"
 )
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
@@ -30,13 +32,28 @@ func newHandler(t testing.TB, opts Options) *Handler {
 	if opts.Key == nil {
 		opts.Key = testKey
 	}
-	if opts.ErrorLog == nil {
-		opts.ErrorLog = func(r *http.Request, err error) { t.Logf("error log: %s: %v", r.URL.Path, err) }
+	if opts.ErrorHandler == nil {
+		opts.ErrorHandler = testErrorHandler
 	}
 	h, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h
+}
+
+// testErrorHandler answers like the default ErrorHandler (the status text
+// only) and shows the error's text, for the test to check, in X-Test-Error.
+func testErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Set("X-Test-Error", err.Error())
+	status := httperr.Status(err)
+	http.Error(w, http.StatusText(status), status)
+}
+
+// noMemoryCache turns the handler's memory cache off, so that only
+// coalescing or the disk cache can save a render.
+func noMemoryCache(h *Handler) *Handler {
+	h.mem = nil
 	return h
 }
 
@@ -85,7 +102,7 @@ func TestStatuses(t *testing.T) {
 		status  int
 		ctype   string // expected Content-Type prefix
 		w, ht   int    // expected image size when 200
-		message string // expected in the error body
+		message string // expected in the error's text (never in the body)
 	}{
 		{"jpeg fit", h, "GET", signed("photo.jpg", fit), 200, "image/jpeg", 100, 75, ""},
 		{"jpeg fill", h, "GET", signed("photo.jpg", Spec{Width: 100, Height: 100, Mode: Fill}), 200, "image/jpeg", 100, 100, ""},
@@ -107,7 +124,7 @@ func TestStatuses(t *testing.T) {
 		{"bad spec", h, "GET", "/200y100/photo.jpg", 400, "text/plain", 0, 0, "unknown option"},
 		{"bad quality", h, "GET", "/200x100,q101/photo.jpg", 400, "text/plain", 0, 0, "q1 to q100"},
 		{"fill one side", h, "GET", "/200x,fill/photo.jpg", 400, "text/plain", 0, 0, "fill needs both"},
-		{"webp output", h, "GET", signed("photo.jpg", Spec{Width: 10, Format: WebP}), 400, "text/plain", 0, 0, "webp output is not supported"},
+		{"webp output without an encoder", h, "GET", signed("photo.jpg", Spec{Width: 10, Format: WebP}), 400, "text/plain", 0, 0, "webp output needs Options.WebP"},
 		{"too wide spec", h, "GET", signed("photo.jpg", Spec{Width: 3000}), 400, "text/plain", 0, 0, "limit of 2000"},
 		{"too wide output", h, "GET", signed("wide.png", Spec{Height: 300, Upscale: true}), 400, "text/plain", 0, 0, "30000x300"},
 		{"no image path", h, "GET", "/100x100", 400, "text/plain", 0, 0, "/{spec}/{image path}"},
@@ -125,7 +142,7 @@ func TestStatuses(t *testing.T) {
 		{"preset with other path still needs no sig", h, "GET", "/avatar/alpha.png", 200, "image/png", 64, 64, ""},
 		{"equivalent spec verifies", h, "GET", reorder(signed("photo.jpg", Spec{Width: 100, Height: 100, Quality: 90, Format: PNG})), 200, "image/png", 100, 75, ""},
 
-		{"missing", h, "GET", signed("nope.jpg", fit), 404, "text/plain", 0, 0, "image not found"},
+		{"missing", h, "GET", signed("nope.jpg", fit), 404, "text/plain", 0, 0, "no such file"},
 		{"directory", h, "GET", signed("sub", fit), 404, "text/plain", 0, 0, ""},
 		{"POST", h, "POST", signed("photo.jpg", fit), 405, "text/plain", 0, 0, "GET and HEAD"},
 
@@ -152,8 +169,11 @@ func TestStatuses(t *testing.T) {
 				t.Errorf("Content-Type: got %q, want %q", ct, tt.ctype)
 			}
 			if tt.status != 200 {
-				if !strings.Contains(string(b), tt.message) {
-					t.Errorf("body: got %q, want it to contain %q", b, tt.message)
+				if got := resp.Header.Get("X-Test-Error"); !strings.Contains(got, tt.message) {
+					t.Errorf("error: got %q, want it to contain %q", got, tt.message)
+				}
+				if want := http.StatusText(tt.status) + "\n"; string(b) != want {
+					t.Errorf("body: got %q, want only the status text %q", b, want)
 				}
 				if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
 					t.Errorf("error Cache-Control: got %q, want no-store", cc)
@@ -229,11 +249,39 @@ func TestNewRejectsBadSetup(t *testing.T) {
 		"preset webp":        {Source: Dir(dir), Presets: map[string]Spec{"a": {Width: 10, Format: WebP}}},
 		"preset too big":     {Source: Dir(dir), Presets: map[string]Spec{"a": {Width: 10000}}},
 		"relative prefix":    {Source: Dir(dir), Prefix: "thumbs"},
+		"previous, no key":   {Source: Dir(dir), PreviousKeys: [][]byte{testKey}},
 	}
 	for name, opts := range tests {
 		t.Run(name, func(t *testing.T) {
 			if _, err := New(opts); err == nil {
 				t.Errorf("New: got nil error")
+			}
+		})
+	}
+}
+
+func TestNewRejectsNegativeOptions(t *testing.T) {
+	dir := t.TempDir()
+	tests := map[string]Options{
+		"MaxSourceBytes":  {MaxSourceBytes: -1},
+		"MaxSourcePixels": {MaxSourcePixels: -1},
+		"MaxDimension":    {MaxDimension: -1},
+		"Concurrency":     {Concurrency: -1},
+		"QueueSize":       {QueueSize: -1},
+		"QueueTimeout":    {QueueTimeout: -time.Second},
+		"RenderTimeout":   {RenderTimeout: -time.Second},
+		"RetryAfter":      {RetryAfter: -time.Second},
+		"CacheBytes":      {CacheBytes: -1},
+		"CacheDirBytes":   {CacheDirBytes: -1},
+		"FailureMemory":   {FailureMemory: -1},
+	}
+	for field, opts := range tests {
+		t.Run(field, func(t *testing.T) {
+			opts.Source = Dir(dir)
+			_, err := New(opts)
+			want := "thumbnail: New: Options." + field + " must not be negative"
+			if err == nil || err.Error() != want {
+				t.Errorf("got %v, want %q", err, want)
 			}
 		})
 	}
@@ -408,6 +456,11 @@ func TestMemoryCache(t *testing.T) {
 	h := newHandler(t, Options{Source: src})
 	u := h.URL("photo.jpg", Spec{Width: 40})
 	first := body(t, get(h, "GET", u))
+	defer func() {
+		if s := h.Stats(); s.MemoryHits != 3 || s.Renders != 1 {
+			t.Errorf("stats: got %d memory hits, %d renders; want 3, 1", s.MemoryHits, s.Renders)
+		}
+	}()
 	for i := 0; i < 3; i++ {
 		if b := body(t, get(h, "GET", u)); !bytes.Equal(b, first) {
 			t.Fatalf("cached body differs")
@@ -422,20 +475,20 @@ func TestDiskCache(t *testing.T) {
 	fixtures := fixtureDir(t)
 	cacheDir := filepath.Join(t.TempDir(), "cache")
 	src := &countingSource{Source: Dir(fixtures)}
-	h := newHandler(t, Options{Source: src, CacheDir: cacheDir, CacheBytes: -1})
+	h := noMemoryCache(newHandler(t, Options{Source: src, CacheDir: cacheDir}))
 	u := h.URL("photo.jpg", Spec{Width: 40})
 	r1 := get(h, "GET", u)
 	b1 := body(t, r1)
 	// A new handler (a restarted process) finds it on disk without a render.
 	src2 := &countingSource{Source: Dir(fixtures)}
-	h2 := newHandler(t, Options{Source: src2, CacheDir: cacheDir, CacheBytes: -1})
+	h2 := noMemoryCache(newHandler(t, Options{Source: src2, CacheDir: cacheDir}))
 	r2 := get(h2, "GET", u)
 	if b2 := body(t, r2); !bytes.Equal(b1, b2) || r2.Header.Get("ETag") != r1.Header.Get("ETag") ||
 		r2.Header.Get("Content-Type") != "image/jpeg" || r2.Header.Get("Last-Modified") != r1.Header.Get("Last-Modified") {
 		t.Errorf("disk hit differs: %d bytes vs %d, headers %v vs %v", len(b2), len(b1), r2.Header, r1.Header)
 	}
-	if src2.opens != 0 {
-		t.Errorf("disk hit opened the source %d times", src2.opens)
+	if src2.opens != 0 || h2.Stats().DiskHits != 1 {
+		t.Errorf("disk hit opened the source %d times, %d disk hits counted", src2.opens, h2.Stats().DiskHits)
 	}
 	ents, _ := os.ReadDir(cacheDir)
 	for _, e := range ents {
@@ -506,7 +559,7 @@ func TestOrigin(t *testing.T) {
 		http.FileServer(http.Dir(fixtures)).ServeHTTP(w, r)
 	}))
 	t.Cleanup(origin.Close)
-	client := &http.Client{Timeout: 200 * time.Millisecond}
+	client := &http.Client{Timeout: time.Second}
 	h := newHandler(t, Options{Source: Origin(origin.URL+"/", client)})
 	sp := Spec{Width: 40}
 	tests := []struct {

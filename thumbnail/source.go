@@ -123,15 +123,48 @@ func notExist(err error) error {
 // the client a Timeout: a request that exceeds it is answered with 504.
 // The origin's ETag, or else its Last-Modified and Content-Length, version
 // the image. Stat costs one HEAD request per thumbnail request.
-func Origin(baseURL string, client *http.Client) Source {
+//
+// Redirects are followed only to baseURL's own host and to the hosts listed
+// in redirectHosts (written as in a URL: "cdn.example.com" or
+// "cdn.example.com:8443"), so a compromised or misconfigured origin cannot
+// point the handler at an internal address; a redirect elsewhere is a 502.
+// The client's own CheckRedirect, if any, still applies to the redirects
+// allowed. client itself is not modified.
+func Origin(baseURL string, client *http.Client, redirectHosts ...string) Source {
 	if client == nil {
 		client = http.DefaultClient
 	}
-	return &origin{base: strings.TrimRight(baseURL, "/"), client: client}
+	o := &origin{base: strings.TrimRight(baseURL, "/"), hosts: make(map[string]bool)}
+	if u, err := url.Parse(o.base); err == nil {
+		o.hosts[strings.ToLower(u.Host)] = true
+	}
+	for _, h := range redirectHosts {
+		o.hosts[strings.ToLower(h)] = true
+	}
+	c := *client
+	next := client.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if !o.hosts[strings.ToLower(req.URL.Host)] {
+			return errRedirect
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	o.client = &c
+	return o
 }
+
+// errRedirect stops a redirect to a host Origin was not given.
+var errRedirect = errors.New("thumbnail: origin redirected to a host not in its redirect hosts")
 
 type origin struct {
 	base   string
+	hosts  map[string]bool // where redirects may go
 	client *http.Client
 }
 
