@@ -6,6 +6,7 @@ package localcache_test
 import (
 	"fmt"
 	"math/rand"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -142,7 +143,8 @@ func prefilled(b *testing.B, c contender) cache {
 }
 
 // run drives op over the trace from g goroutines (1 means the benchmark's
-// own loop) and reports the fraction of Gets that hit.
+// own loop; with GOMAXPROCS above g, RunParallel's minimum of GOMAXPROCS
+// goroutines) and reports the fraction of Gets that hit.
 func run(b *testing.B, g int, op func(i int32) bool) {
 	var hits, gets atomic.Int64
 	b.ReportAllocs()
@@ -159,7 +161,8 @@ func run(b *testing.B, g int, op func(i int32) bool) {
 		gets.Add(n)
 	} else {
 		var seed atomic.Int32
-		b.SetParallelism(g / 2) // GOMAXPROCS is 2 on the project machine
+		procs := runtime.GOMAXPROCS(0)
+		b.SetParallelism((g + procs - 1) / procs) // g goroutines when GOMAXPROCS divides g
 		b.RunParallel(func(pb *testing.PB) {
 			i := int(seed.Add(1)) * 7919 * 16
 			h, n := int64(0), int64(0)
