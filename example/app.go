@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -51,11 +52,17 @@ type app struct {
 	dialect  string // "postgres" or "sqlite"
 	uploads  string // directory of the uploaded originals
 
+	secure bool  // served over HTTPS (-secure-cookies)
+	quota  int64 // photo bytes per user
+
 	primary  *sql.DB // writes go here; see pins.Wrote
 	sessions *session.Manager
 	pins     *pins
 	cache    *localcache.ResponseCache
 	thumbs   *thumbnail.Handler
+	logouts  *localcache.Cache[string, int64] // user -> last logout, Unix µs
+
+	draining atomic.Bool // set on SIGTERM; see drainAware
 }
 
 // routes returns the application's handler. The public home page runs
@@ -64,12 +71,13 @@ type app struct {
 // a cookie that must not be stored).
 func (a *app) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(a.instanceHeader, middleware.Recoverer)
+	r.Use(a.instanceHeader, a.drainAware, a.securityHeaders, middleware.Recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, http.StatusNotFound, "There is no page at this address.")
 	})
 
 	r.Get("/healthz", a.healthz)
+	r.Get("/style.css", a.style)
 	r.Mount("/thumbs", a.thumbs)
 	r.With(a.pins.Handler, a.cache.Handler).Get("/", a.home)
 
@@ -96,6 +104,47 @@ func (a *app) instanceHeader(next http.Handler) http.Handler {
 		w.Header().Set("X-Instance", a.instance)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// drainAware asks clients (the load balancer) to close their connection
+// after each response while the instance drains, so none is left idle for
+// them to reuse when the instance stops accepting connections.
+func (a *app) drainAware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// contentSecurityPolicy allows the pages nothing but their own stylesheet,
+// images and forms: no scripts at all, no plugins, no framing by other
+// sites (frame-ancestors, with X-Frame-Options for older browsers).
+const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// securityHeaders sets the headers a production site sends on every
+// response.
+func (a *app) securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		if a.secure {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// style serves the stylesheet (a file, not inline, so the CSP needs no
+// 'unsafe-inline').
+func (a *app) style(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Write(stylesheet)
 }
 
 // noStore keeps per-user pages out of every shared cache.
@@ -130,6 +179,8 @@ type page struct {
 	Photos   []photoView
 	Dialect  string
 	ReadFrom string // where the page's data was read: "primary" or "replica-N"
+	Key      string // idempotency key for the page's form
+	QuotaMiB int64
 }
 
 type photoView struct {
@@ -145,8 +196,38 @@ func (a *app) view(r *http.Request, title string) page {
 		Flash:    a.sessions.PopString(r.Context(), "flash"),
 		Instance: a.instance,
 		Dialect:  a.dialect,
+		Key:      newKey(),
+		QuotaMiB: a.quota >> 20,
 	}
 }
+
+// newKey returns a fresh idempotency key. Each rendering of a form gets
+// one; the browser sends it back with the form, and sends the same one again
+// if the user retries the submission.
+func newKey() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// formKey returns the request's idempotency key (form field "key"): empty
+// when absent or malformed (then the write is not deduplicated).
+func formKey(r *http.Request) string {
+	k := r.PostFormValue("key")
+	if len(k) < 16 || len(k) > 64 {
+		return ""
+	}
+	for _, c := range k {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
+			return ""
+		}
+	}
+	return k
+}
+
+// replayHeader marks a response to a retried write that had already been
+// saved: the same answer as the first time, nothing written twice.
+const replayHeader = "Idempotent-Replayed"
 
 func (a *app) render(w http.ResponseWriter, status int, name string, p page) {
 	var buf bytes.Buffer
@@ -219,9 +300,46 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/notes", http.StatusSeeOther)
 }
 
+// logout ends the user's sessions everywhere: it records the time, so any
+// copy of the cookie (another browser, a stolen one) is refused from now on
+// (see validSession), then deletes the cookie in this browser.
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
-	a.sessions.Destroy(r.Context())
+	ctx := r.Context()
+	if user := a.sessions.GetString(ctx, "user"); user != "" {
+		now := time.Now()
+		if err := setLoggedOut(ctx, a.primary, user, now); err != nil {
+			log.Printf("%s %s: %v", r.Method, r.URL.Path, err)
+			a.fail(w, http.StatusServiceUnavailable, "The database is not accepting writes right now, so you are still logged in. Please try again in a moment.")
+			return
+		}
+		a.logouts.Set(user, now.UnixMicro())
+	}
+	a.sessions.Destroy(ctx)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// validSession is the session manager's Validate hook: a logged-in session
+// is valid if it was issued (at login: RenewToken) after the user's last
+// logout. Each instance caches
+// logout times for logoutTTL, so a logout reaches every instance within
+// that time (at once on the instance that served it). When the database
+// cannot be asked, sessions are accepted: an outage must not log everyone
+// out; the check resumes when it is back.
+func (a *app) validSession(ctx context.Context, v *session.Values) bool {
+	user, _ := v.Get("user").(string)
+	if user == "" {
+		return true
+	}
+	out, err := a.logouts.GetOrLoad(ctx, user, func(ctx context.Context, user string) (int64, error) {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return loggedOutAt(ctx, a.primary, user)
+	})
+	if err != nil {
+		log.Printf("checking %q's logout time: %v (session accepted)", user, err)
+		return true
+	}
+	return v.Issued().UnixMicro() > out
 }
 
 func (a *app) notes(w http.ResponseWriter, r *http.Request) {
@@ -248,9 +366,13 @@ func (a *app) addNote(w http.ResponseWriter, r *http.Request) {
 		a.render(w, http.StatusBadRequest, "notes", p)
 		return
 	}
-	if err := addNote(ctx, a.primary, a.sessions.GetString(ctx, "user"), text); err != nil {
+	replayed, err := addNote(ctx, a.primary, a.sessions.GetString(ctx, "user"), formKey(r), text)
+	if err != nil {
 		a.dbFail(w, r, err)
 		return
+	}
+	if replayed {
+		w.Header().Set(replayHeader, "true")
 	}
 	a.pins.Wrote(ctx)
 	a.sessions.Put(ctx, "flash", "Saved.")
@@ -344,11 +466,21 @@ func (a *app) upload(w http.ResponseWriter, r *http.Request) {
 		title = "photo"
 	}
 	user := a.sessions.GetString(ctx, "user")
-	err = addPhoto(ctx, a.primary, photo{Owner: user, File: name, Title: title, Width: cfg.Width, Height: cfg.Height})
-	if err != nil {
+	replayed, err := addPhoto(ctx, a.primary, a.dialect == "postgres", formKey(r),
+		photo{Owner: user, File: name, Title: title, Width: cfg.Width, Height: cfg.Height, Bytes: hdr.Size}, a.quota)
+	if replayed || err != nil {
 		os.Remove(filepath.Join(a.uploads, name))
+	}
+	if errors.Is(err, errQuota) {
+		badUpload(http.StatusRequestEntityTooLarge, fmt.Sprintf("Your photos would take more than your %d MiB; delete some first.", a.quota>>20))
+		return
+	}
+	if err != nil {
 		a.dbFail(w, r, err)
 		return
+	}
+	if replayed {
+		w.Header().Set(replayHeader, "true")
 	}
 	a.pins.Wrote(ctx)
 	a.sessions.Put(ctx, "flash", "Photo uploaded.")
@@ -385,6 +517,7 @@ func (a *app) save(f multipart.File, format string) (string, error) {
 // health is the /healthz document.
 type health struct {
 	Instance string          `json:"instance"`
+	Draining bool            `json:"draining"`
 	Database string          `json:"database"`
 	Primary  bool            `json:"primary_up"`
 	Replicas []replicaHealth `json:"replicas"`
@@ -396,14 +529,19 @@ type replicaHealth struct {
 }
 
 // healthz reports the instance and what it sees of the databases. It
-// answers 200 while the process serves, even with the primary down: reads
-// can still be served from the replicas.
+// answers 200 while the process serves, even with the primary down (reads
+// can still be served from the replicas), and 503 once it drains after
+// SIGTERM, so that health-checking load balancers stop choosing it.
 func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 500*time.Millisecond)
 	defer cancel()
-	h := health{Instance: a.instance, Database: a.dialect, Primary: a.primary.PingContext(ctx) == nil, Replicas: replicaHealths(a.pins.Stats())}
+	h := health{Instance: a.instance, Draining: a.draining.Load(), Database: a.dialect,
+		Primary: a.primary.PingContext(ctx) == nil, Replicas: replicaHealths(a.pins.Stats())}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	if h.Draining {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
 	json.NewEncoder(w).Encode(h)
 }
 

@@ -19,11 +19,12 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
-	_ "modernc.org/sqlite"             // the "sqlite" database/sql driver, pure Go
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+	_ "modernc.org/sqlite"           // the "sqlite" database/sql driver, pure Go
 
 	sharednothing "github.com/sharednothing/sharednothing"
-	"github.com/sharednothing/sharednothing/internal/pgtest"
+	"github.com/sharednothing/sharednothing/example/internal/pgcluster"
 )
 
 // config is the command line, with environment variables as defaults.
@@ -38,6 +39,9 @@ type config struct {
 	replicaDelay  time.Duration
 	secureCookies bool
 	thumbQueue    int
+	pgBin         string
+	drain         time.Duration
+	uploadQuota   int64 // bytes per user
 }
 
 // listFlag is a repeatable flag whose default comes from a comma-separated
@@ -74,39 +78,87 @@ func env(name, def string) string {
 	return def
 }
 
+// usage opens -h: what the program is, before the flags.
+const usage = `example: a photo notebook built on the sharednothing middlewares.
+
+Run it with no flags for a demo: it starts a throwaway PostgreSQL primary and
+a streaming replica (from the server binaries in -pg-bin), or, without
+PostgreSQL, uses an embedded SQLite file, with a random secret. In
+production run several instances behind a load balancer with the same
+-secret, -database-url, -replica-url and -data-dir.
+
+Every flag takes its default from the environment variable named with it.
+
+`
+
 func parseFlags(args []string) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("example", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&c.addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address (env ADDR)")
 	fs.StringVar(&c.databaseURL, "database-url", os.Getenv("DATABASE_URL"),
-		"PostgreSQL primary URL, or sqlite:PATH for an embedded SQLite file (env DATABASE_URL); empty: start a throwaway primary and replica, or use SQLite without PostgreSQL")
+		"PostgreSQL primary URL; list every node with target_session_attrs=read-write to follow a failover\n"+
+			"(postgres://user@host1,host2/db?target_session_attrs=read-write), or sqlite:PATH for an embedded SQLite file;\n"+
+			"empty: a throwaway PostgreSQL primary and replica, or SQLite when PostgreSQL is not installed (env DATABASE_URL)")
 	replicas := envList("REPLICA_URLS")
 	fs.Var(replicas, "replica-url", "PostgreSQL replica URL, repeatable (env REPLICA_URLS, comma-separated)")
 	fs.StringVar(&c.secret, "secret", os.Getenv("SECRET"),
-		"application secret of at least 32 bytes; every key is derived from it, and new cookies and URLs are sealed with it (env SECRET)")
+		"application secret of at least 32 bytes; every key is derived from it, and new cookies and URLs are sealed with it.\n"+
+			"Every instance needs the same one. Empty: a random secret, so sessions end when the process does (env SECRET)")
 	accept := envList("ACCEPT_SECRETS")
 	fs.Var(accept, "accept-secret", "an older (or the next) secret still accepted when reading cookies and signed URLs, repeatable (env ACCEPT_SECRETS, comma-separated)")
 	fs.StringVar(&c.dataDir, "data-dir", os.Getenv("DATA_DIR"),
-		"directory for uploaded photos, shared by all instances (env DATA_DIR); required with -database-url")
+		"directory for uploaded photos (in its photos/ subdirectory), shared by all instances; required with a PostgreSQL -database-url.\n"+
+			"Empty: a temporary directory removed at exit (env DATA_DIR)")
 	queue, _ := strconv.Atoi(os.Getenv("THUMB_QUEUE"))
-	fs.IntVar(&c.thumbQueue, "thumb-queue", queue, "thumbnail renders allowed to wait for a render slot before 503s (env THUMB_QUEUE; default 64)")
+	fs.IntVar(&c.thumbQueue, "thumb-queue", queue, "thumbnail renders allowed to wait for a render slot; beyond that, 503 at once (env THUMB_QUEUE; 0 means 64)")
+	quota := int64(100)
+	if v, err := strconv.ParseInt(os.Getenv("UPLOAD_QUOTA_MIB"), 10, 64); err == nil {
+		quota = v
+	}
+	fs.Int64Var(&quota, "upload-quota-mib", quota, "photo storage per user, in MiB (env UPLOAD_QUOTA_MIB)")
 	fs.BoolVar(&c.secureCookies, "secure-cookies", os.Getenv("SECURE_COOKIES") == "true",
-		"mark cookies Secure: set it when the site is served over HTTPS (env SECURE_COOKIES=true)")
+		"the site is served over HTTPS: cookies are Secure with the __Host- prefix, and HSTS is sent (env SECURE_COOKIES=true)")
 	host, _ := os.Hostname()
-	fs.StringVar(&c.instance, "instance", env("INSTANCE", fmt.Sprintf("%s-%d", host, os.Getpid())), "instance name sent in X-Instance (env INSTANCE)")
-	delay := env("REPLICA_DELAY", "1s")
-	fs.Func("replica-delay", "artificial replica lag of the throwaway PostgreSQL replica (env REPLICA_DELAY; default 1s)", func(s string) error {
-		delay = s
-		return nil
-	})
+	fs.StringVar(&c.instance, "instance", env("INSTANCE", fmt.Sprintf("%s-%d", host, os.Getpid())), "instance name sent in X-Instance and as the PostgreSQL application_name (env INSTANCE)")
+	fs.StringVar(&c.pgBin, "pg-bin", os.Getenv("PG_BIN"), "directory of the PostgreSQL server binaries for the throwaway database (env PG_BIN; default: the newest /usr/lib/postgresql/*/bin, else initdb on PATH)")
+	durations := []struct {
+		name, env, def, help string
+		dst                  *time.Duration
+	}{
+		{"replica-delay", "REPLICA_DELAY", "1s", "artificial replication lag of the throwaway replica", &c.replicaDelay},
+		{"drain", "DRAIN", "5s", "on SIGTERM, how long to keep serving while failing /healthz and closing keep-alive connections, before\n" +
+			"shutting down; longer than the load balancer's health-check interval and upstream keepalive_timeout. Ctrl-C (SIGINT) skips it", &c.drain},
+	}
+	vals := map[string]*string{}
+	for _, d := range durations {
+		v := env(d.env, d.def)
+		vals[d.name] = &v
+		fs.Func(d.name, fmt.Sprintf("%s (env %s; default %s)", d.help, d.env, d.def), func(s string) error {
+			*vals[d.name] = s
+			return nil
+		})
+	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	d, err := time.ParseDuration(delay)
-	if err != nil {
-		return c, fmt.Errorf("-replica-delay: %w", err)
+	for _, d := range durations {
+		v, err := time.ParseDuration(*vals[d.name])
+		if err != nil {
+			return c, fmt.Errorf("-%s: %w", d.name, err)
+		}
+		if v < 0 {
+			return c, fmt.Errorf("-%s must not be negative", d.name)
+		}
+		*d.dst = v
 	}
-	c.replicaDelay = d
+	if quota <= 0 {
+		return c, errors.New("-upload-quota-mib must be positive")
+	}
+	c.uploadQuota = quota << 20
 	c.replicaURLs, c.acceptSecrets = replicas.vals, accept.vals
 	for _, s := range append([]string{c.secret}, c.acceptSecrets...) {
 		if s != "" && len(s) < sharednothing.MinSecretLen {
@@ -131,15 +183,16 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, c); err != nil {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	if err := run(context.Background(), c, sigs); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// run serves until ctx is cancelled, then shuts down gracefully.
-func run(ctx context.Context, c config) error {
+// run serves until a signal arrives on stop, then shuts down gracefully:
+// after SIGTERM it drains first (see [app.drainAware]).
+func run(ctx context.Context, c config, stop <-chan os.Signal) error {
 	log.SetPrefix("[" + c.instance + "] ")
 	if c.secret == "" {
 		b := make([]byte, 32)
@@ -173,21 +226,25 @@ func run(ctx context.Context, c config) error {
 		c.databaseURL = sqliteDSN(path)
 		log.Printf("using the SQLite database %s; replica pinning is idle", path)
 	case c.databaseURL != "":
-	case pgtest.Available() == nil:
-		log.Printf("starting a throwaway PostgreSQL primary and one streaming replica (replica delay %v)...", c.replicaDelay)
-		cl, err := pgtest.Start(ctx, 1)
+	default:
+		bin, err := pgcluster.BinDir(c.pgBin)
+		if err != nil {
+			dialect = "sqlite"
+			c.databaseURL = sqliteDSN(filepath.Join(c.dataDir, "example.db"))
+			log.Printf("%v; using an embedded SQLite database instead; replica pinning is idle", err)
+			break
+		}
+		log.Printf("starting a throwaway PostgreSQL primary and one streaming replica from %s (replica delay %v)...", bin, c.replicaDelay)
+		cl, err := pgcluster.Start(ctx, pgcluster.Options{BinDir: bin})
 		if err != nil {
 			return fmt.Errorf("start PostgreSQL: %w", err)
 		}
 		defer cl.Close()
-		if err := cl.Replicas[0].SetApplyDelay(ctx, c.replicaDelay); err != nil {
+		r := cl.Replicas()[0]
+		if err := r.SetApplyDelay(ctx, c.replicaDelay); err != nil {
 			return err
 		}
-		c.databaseURL, c.replicaURLs = cl.Primary.DSN, []string{cl.Replicas[0].DSN}
-	default:
-		dialect = "sqlite"
-		c.databaseURL = sqliteDSN(filepath.Join(c.dataDir, "example.db"))
-		log.Printf("no PostgreSQL binaries found (%v): using an embedded SQLite database; replica pinning is idle", pgtest.ErrNoPostgres)
+		c.databaseURL, c.replicaURLs = cl.PrimaryDSN(), []string{r.ReplicaDSN()}
 	}
 
 	a, cleanup, err := newApp(ctx, c, dialect, uploads)
@@ -204,20 +261,49 @@ func run(ctx context.Context, c config) error {
 		Handler:           a.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
-		IdleTimeout:       90 * time.Second,
+		// Longer than a load balancer keeps idle upstream connections
+		// (nginx: keepalive_timeout in the upstream block), so it is
+		// always the balancer that closes an idle connection, never this
+		// server in the instant the balancer reuses it.
+		IdleTimeout: 120 * time.Second,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Printf("serving on http://%s/ (database: %s, %d replica(s), uploads in %s)", ln.Addr(), dialect, len(c.replicaURLs), uploads)
 	fmt.Printf("\n  Open http://%s/ in your browser. Ctrl-C stops it.\n\n", ln.Addr())
 
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	sweep := time.NewTicker(10 * time.Minute)
+	defer sweep.Stop()
+	var sig os.Signal
+	for sig == nil {
+		select {
+		case err := <-errc:
+			return err
+		case sig = <-stop:
+		case <-sweep.C:
+			if err := forgetWrites(ctx, a.primary); err != nil {
+				log.Printf("forgetting old idempotency keys: %v", err)
+			}
+		}
 	}
-	log.Printf("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if sig == syscall.SIGTERM && c.drain > 0 {
+		// Drain: stay up and keep serving, but fail /healthz so health
+		// checking balancers stop choosing this instance, and close every
+		// connection after its response so no idle keep-alive connection
+		// is left for the balancer to reuse when the listener closes. Then
+		// new connections are refused, which a balancer retries on another
+		// instance even for a POST: nothing was sent.
+		log.Printf("%v: draining for %v", sig, c.drain)
+		a.draining.Store(true)
+		select {
+		case <-time.After(c.drain):
+		case sig = <-stop:
+			log.Printf("%v: drain cut short", sig)
+		}
+	}
+	log.Printf("shutting down: refusing new connections, finishing requests in flight")
+	// Thumbnail renders may take up to 30 s.
+	sctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
 }
@@ -225,11 +311,19 @@ func run(ctx context.Context, c config) error {
 // newApp opens the databases and builds the middlewares. Every key comes
 // from the secrets: the first seals, all of them verify.
 func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(), error) {
-	driver := "pgx"
-	if dialect == "sqlite" {
-		driver = "sqlite"
+	open := func(dsn string) (*sql.DB, error) {
+		if dialect == "sqlite" {
+			return sql.Open("sqlite", dsn)
+		}
+		// Name the instance in pg_stat_activity.
+		cfg, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RuntimeParams["application_name"] = c.instance
+		return stdlib.OpenDB(*cfg), nil
 	}
-	primary, err := sql.Open(driver, c.databaseURL)
+	primary, err := open(c.databaseURL)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -250,7 +344,7 @@ func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(
 		primary.Close()
 	}
 	for _, u := range c.replicaURLs {
-		db, err := sql.Open("pgx", u)
+		db, err := open(u)
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -271,8 +365,16 @@ func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(
 	for _, s := range c.acceptSecrets {
 		secrets = append(secrets, []byte(s))
 	}
-	a := &app{instance: c.instance, dialect: dialect, uploads: uploads, primary: primary}
-	a.sessions = newSessions(secrets, c.secureCookies)
+	if c.uploadQuota == 0 {
+		c.uploadQuota = 100 << 20
+	}
+	a := &app{instance: c.instance, dialect: dialect, uploads: uploads, primary: primary,
+		secure: c.secureCookies, quota: c.uploadQuota}
+	if a.logouts, err = newLogouts(); err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	a.sessions = newSessions(secrets, c.secureCookies, a.validSession)
 	if a.cache, err = newCache(); err != nil {
 		closeAll()
 		return nil, nil, err
@@ -285,7 +387,7 @@ func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(
 		closeAll()
 		return nil, nil, err
 	}
-	return a, func() { a.pins.Close(); closeAll() }, nil
+	return a, func() { a.pins.Close(); a.logouts.Close(); closeAll() }, nil
 }
 
 // migrateWithRetry creates the schema, waiting up to 5 s for the primary.

@@ -28,7 +28,19 @@ CREATE TABLE IF NOT EXISTS photos (
 	height     INTEGER NOT NULL,
 	created_ms BIGINT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS photos_owner ON photos (owner, id);`
+CREATE INDEX IF NOT EXISTS photos_owner ON photos (owner, id);
+ALTER TABLE photos ADD COLUMN IF NOT EXISTS bytes BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS writes (
+	owner      TEXT NOT NULL,
+	key        TEXT NOT NULL,
+	result     TEXT NOT NULL,
+	created_ms BIGINT NOT NULL,
+	PRIMARY KEY (owner, key)
+);
+CREATE TABLE IF NOT EXISTS logouts (
+	owner TEXT PRIMARY KEY,
+	at_us BIGINT NOT NULL
+);`
 
 	schemaSQLite = `
 CREATE TABLE IF NOT EXISTS notes (
@@ -45,9 +57,21 @@ CREATE TABLE IF NOT EXISTS photos (
 	title      TEXT NOT NULL,
 	width      INTEGER NOT NULL,
 	height     INTEGER NOT NULL,
-	created_ms INTEGER NOT NULL
+	created_ms INTEGER NOT NULL,
+	bytes      INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS photos_owner ON photos (owner, id);`
+CREATE INDEX IF NOT EXISTS photos_owner ON photos (owner, id);
+CREATE TABLE IF NOT EXISTS writes (
+	owner      TEXT NOT NULL,
+	key        TEXT NOT NULL,
+	result     TEXT NOT NULL,
+	created_ms INTEGER NOT NULL,
+	PRIMARY KEY (owner, key)
+);
+CREATE TABLE IF NOT EXISTS logouts (
+	owner TEXT PRIMARY KEY,
+	at_us INTEGER NOT NULL
+);`
 )
 
 // dbTimeout bounds every query, so a database that stops answering turns
@@ -92,6 +116,7 @@ type photo struct {
 	File          string // name inside the uploads directory
 	Title         string
 	Width, Height int
+	Bytes         int64 // size of the original
 	Created       time.Time
 }
 
@@ -99,15 +124,94 @@ func unavailable(op string, err error) error {
 	return fmt.Errorf("%s: %w: %w", op, errUnavailable, err)
 }
 
-func addNote(ctx context.Context, db *sql.DB, owner, body string) error {
+// errQuota reports an upload that would take its owner past the quota.
+var errQuota = errors.New("upload quota exceeded")
+
+// once runs write in a transaction that also records (owner, key) in the
+// writes table, whose primary key makes the pair unique: a request retried
+// with the same idempotency key (after a lost response, a killed instance)
+// finds the record and does not write again. It returns done = true when the
+// key had already been used, by this request's first attempt or by a
+// concurrent one that committed first; write did not run then. An empty key
+// always writes.
+//
+// ON CONFLICT DO NOTHING waits for a concurrent transaction holding the
+// same key: if that one commits, this is a replay; if it rolls back (its
+// instance died before committing), this one writes.
+func once(ctx context.Context, db *sql.DB, owner, key, what string, write func(context.Context, *sql.Tx) error) (done bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
-	_, err := db.ExecContext(ctx, "INSERT INTO notes (owner, body, created_ms) VALUES ($1, $2, $3)",
-		owner, body, time.Now().UnixMilli())
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return unavailable("add note", err)
+		return false, unavailable(what, err)
+	}
+	defer tx.Rollback()
+	if key != "" {
+		var got string
+		err := tx.QueryRowContext(ctx, "INSERT INTO writes (owner, key, result, created_ms) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING key",
+			owner, key, what, time.Now().UnixMilli()).Scan(&got)
+		if errors.Is(err, sql.ErrNoRows) {
+			return true, nil
+		}
+		if err != nil {
+			return false, unavailable(what, err)
+		}
+	}
+	if err := write(ctx, tx); err != nil {
+		if errors.Is(err, errQuota) {
+			return false, err
+		}
+		return false, unavailable(what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, unavailable(what, err)
+	}
+	return false, nil
+}
+
+// writesKept is how long idempotency keys are remembered: far longer than
+// any client retries.
+const writesKept = 24 * time.Hour
+
+// forgetWrites deletes idempotency records older than writesKept.
+func forgetWrites(ctx context.Context, db *sql.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	defer cancel()
+	_, err := db.ExecContext(ctx, "DELETE FROM writes WHERE created_ms < $1", time.Now().Add(-writesKept).UnixMilli())
+	return err
+}
+
+// addNote saves a note once per idempotency key; see [once].
+func addNote(ctx context.Context, db *sql.DB, owner, key, body string) (replayed bool, err error) {
+	return once(ctx, db, owner, key, "add note", func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO notes (owner, body, created_ms) VALUES ($1, $2, $3)",
+			owner, body, time.Now().UnixMilli())
+		return err
+	})
+}
+
+// setLoggedOut records that every session of owner issued until now is
+// revoked.
+func setLoggedOut(ctx context.Context, db *sql.DB, owner string, at time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	defer cancel()
+	_, err := db.ExecContext(ctx, "INSERT INTO logouts (owner, at_us) VALUES ($1, $2) ON CONFLICT (owner) DO UPDATE SET at_us = excluded.at_us",
+		owner, at.UnixMicro())
+	if err != nil {
+		return unavailable("log out", err)
 	}
 	return nil
+}
+
+// loggedOutAt returns when owner last logged out, in Unix microseconds (0:
+// never).
+func loggedOutAt(ctx context.Context, db *sql.DB, owner string) (int64, error) {
+	var us int64
+	err := db.QueryRowContext(ctx, "SELECT at_us FROM logouts WHERE owner = $1", owner).Scan(&us)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return us, err
 }
 
 func listNotes(ctx context.Context, db *sql.DB, owner string, limit int) ([]note, error) {
@@ -134,15 +238,29 @@ func listNotes(ctx context.Context, db *sql.DB, owner string, limit int) ([]note
 	return ns, nil
 }
 
-func addPhoto(ctx context.Context, db *sql.DB, p photo) error {
-	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
-	defer cancel()
-	_, err := db.ExecContext(ctx, "INSERT INTO photos (owner, file, title, width, height, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-		p.Owner, p.File, p.Title, p.Width, p.Height, time.Now().UnixMilli())
-	if err != nil {
-		return unavailable("add photo", err)
-	}
-	return nil
+// addPhoto records an uploaded photo once per idempotency key (see
+// [once]), unless it would take its owner's photos past quota bytes
+// ([errQuota]). On PostgreSQL a per-owner advisory lock makes concurrent
+// uploads of one owner check the quota one after the other; SQLite runs one
+// writer at a time anyway.
+func addPhoto(ctx context.Context, db *sql.DB, postgres bool, key string, p photo, quota int64) (replayed bool, err error) {
+	return once(ctx, db, p.Owner, key, "add photo", func(ctx context.Context, tx *sql.Tx) error {
+		if postgres {
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", p.Owner); err != nil {
+				return err
+			}
+		}
+		var used int64
+		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(SUM(bytes), 0) FROM photos WHERE owner = $1", p.Owner).Scan(&used); err != nil {
+			return err
+		}
+		if used+p.Bytes > quota {
+			return fmt.Errorf("%w: %d of %d bytes used", errQuota, used, quota)
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO photos (owner, file, title, width, height, bytes, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+			p.Owner, p.File, p.Title, p.Width, p.Height, p.Bytes, time.Now().UnixMilli())
+		return err
+	})
 }
 
 // listPhotos returns the newest photos of owner, or of everyone when owner

@@ -8,6 +8,11 @@ import (
 //go:embed templates/*.html
 var templateFiles embed.FS
 
+// stylesheet is served at /style.css.
+//
+//go:embed templates/style.css
+var stylesheet []byte
+
 // templates holds one parsed template set per page, each with the layout.
 var templates = func() map[string]*template.Template {
 	m := map[string]*template.Template{}

@@ -13,18 +13,31 @@ import (
 	"github.com/sharednothing/sharednothing/thumbnail"
 )
 
-// newSessions returns the session manager: one hash and block key pair per
-// secret, newest first, so cookies sealed under an accepted secret are read
-// and re-sealed under the current one.
-func newSessions(secrets [][]byte, secure bool) *session.Manager {
-	hash, block := derive(secrets, "session hash"), derive(secrets, "session block")
-	var pairs [][]byte
-	for i := range secrets {
-		pairs = append(pairs, hash[i], block[i])
+// newSessions returns the session manager. Its key comes from the current
+// secret and its previous keys from the other accepted secrets, so cookies
+// sealed under an accepted secret are read and re-sealed under the current
+// one. Over HTTPS the cookie is named __Host-session: browsers then accept
+// it only from this exact host, Secure and for the whole site, so a sibling
+// subdomain cannot plant one. validate rejects sessions revoked by a logout.
+func newSessions(secrets [][]byte, secure bool, validate func(context.Context, *session.Values) bool) *session.Manager {
+	keys := derive(secrets, "session")
+	m := session.New(keys[0], keys[1:]...)
+	m.Cookie.Insecure = !secure // only for plain HTTP, as in the demo
+	if secure {
+		m.Cookie.Name = "__Host-session"
 	}
-	m := session.New(pairs...)
-	m.Cookie.Secure = secure // false only for plain HTTP, as in the demo
+	m.Validate = validate
 	return m
+}
+
+// logoutTTL is how long an instance trusts its cached copy of a user's
+// logout time: a cookie copied before a logout is refused everywhere at
+// most this long after it.
+const logoutTTL = 2 * time.Second
+
+// newLogouts returns the per-instance cache of users' logout times.
+func newLogouts() (*localcache.Cache[string, int64], error) {
+	return localcache.New(localcache.Options[string, int64]{MaxEntries: 100_000, TTL: logoutTTL, ErrorTTL: time.Second})
 }
 
 // newCache returns the response cache for the public home page. The page
@@ -55,7 +68,7 @@ func newPins(primary *sql.DB, replicas []*sql.DB, secrets [][]byte, dialect stri
 	opts := replicapin.Options{
 		Key:          keys[0],
 		PreviousKeys: keys[1:],
-		Cookie:       replicapin.CookieOptions{Insecure: !secure},
+		Cookie:       replicapin.CookieOptions{Insecure: !secure, Name: pinCookie(secure)},
 		// Only Wrote pins a client (see there), not every POST.
 		WriteMethods: []string{},
 		DebugHeader:  true, // X-Read-From: primary|replica-N
@@ -69,6 +82,14 @@ func newPins(primary *sql.DB, replicas []*sql.DB, secrets [][]byte, dialect stri
 	}
 	p.db = db
 	return p, nil
+}
+
+// pinCookie names the pin cookie: __Host-pin over HTTPS (see newSessions).
+func pinCookie(secure bool) string {
+	if secure {
+		return "__Host-pin"
+	}
+	return "_pin"
 }
 
 // Handler is the replicapin middleware.

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sharednothing/sharednothing/example/internal/pgcluster"
 	"github.com/sharednothing/sharednothing/example/internal/stack"
-	"github.com/sharednothing/sharednothing/internal/pgtest"
 )
 
 // The one cluster every test in the package drives, started by TestMain as
@@ -56,7 +56,7 @@ func run(m *testing.M) int {
 func need(t *testing.T) *stack.Stack {
 	t.Helper()
 	if clusterErr != nil {
-		missing := errors.Is(clusterErr, pgtest.ErrNoPostgres) || errors.Is(clusterErr, stack.ErrNoNginx)
+		missing := errors.Is(clusterErr, pgcluster.ErrNoPostgres) || errors.Is(clusterErr, stack.ErrNoNginx)
 		if missing && os.Getenv("CI") != "true" {
 			t.Skip(clusterErr)
 		}

@@ -58,14 +58,14 @@ func TestScaleOut(t *testing.T) {
 
 	timed("read_your_writes_50x", func(t *testing.T) {
 		u.t = t
-		replica, err := s.PG.Replicas[0].Open()
+		replica, err := s.PG.Replicas()[0].Open()
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer replica.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := s.PG.WaitReplayed(ctx, s.PG.Replicas[0]); err != nil { // the schema, at least
+		if err := s.PG.WaitReplayed(ctx, s.PG.Replicas()[0]); err != nil { // the schema, at least
 			t.Fatal(err)
 		}
 		lagged := 0
@@ -208,16 +208,16 @@ func TestScaleOut(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		// Everything written so far is on the replica.
-		if err := s.PG.WaitReplayed(ctx, s.PG.Replicas[0]); err != nil {
+		if err := s.PG.WaitReplayed(ctx, s.PG.Replicas()[0]); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.PG.Primary.Stop(); err != nil {
+		if err := s.PG.Primary().Stop(); err != nil {
 			t.Fatal(err)
 		}
 		restarted := false
 		defer func() {
 			if !restarted {
-				s.PG.Primary.Start(ctx)
+				s.PG.Primary().Start(ctx)
 			}
 		}()
 		for range 3 { // whichever instance serves it
@@ -240,16 +240,16 @@ func TestScaleOut(t *testing.T) {
 		defer tick.Stop()
 		for {
 			r := u.get("/notes")
-			if r.StatusCode == http.StatusOK && r.Header.Get("X-Read-From") == "replica-1" {
+			if r.StatusCode == http.StatusOK && strings.HasPrefix(r.Header.Get("X-Read-From"), "replica-") {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("GET /notes by the user whose writes failed, primary down: still %s from %q after 10 s, want 200 from replica-1",
+				t.Fatalf("GET /notes by the user whose writes failed, primary down: still %s from %q after 10 s, want 200 from a replica",
 					r.Status, r.Header.Get("X-Read-From"))
 			}
 			<-tick.C
 		}
-		if err := s.PG.Primary.Start(ctx); err != nil {
+		if err := s.PG.Primary().Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 		restarted = true

@@ -20,7 +20,7 @@ import (
 
 	"github.com/sharednothing/sharednothing"
 	"github.com/sharednothing/sharednothing/example/internal/stack"
-	"github.com/sharednothing/sharednothing/internal/pgtest"
+	"github.com/sharednothing/sharednothing/example/internal/pgcluster"
 	"github.com/sharednothing/sharednothing/thumbnail"
 )
 
@@ -38,12 +38,13 @@ type suite struct {
 	t       *testing.T
 	s       *stack.Stack
 	users   []*user
-	primary *sql.DB
+	primary *sql.DB // follows the primary across failovers
 	windows []*window
+	lb      []lbResult
 }
 
 func TestFaults(t *testing.T) {
-	if err := pgtest.Available(); err != nil {
+	if _, err := pgcluster.BinDir(""); err != nil {
 		t.Fatal(err) // this suite is only run on purpose (make faults): missing parts fail it
 	}
 	if _, err := stack.NginxPath(); err != nil {
@@ -51,12 +52,12 @@ func TestFaults(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	s, err := stack.Start(ctx, stack.Options{Instances: 3, ReplicaDelay: replicaLag, Env: []string{fmt.Sprintf("THUMB_QUEUE=%d", thumbQueue)}})
+	s, err := stack.Start(ctx, stack.Options{Instances: 3, Replicas: 2, ReplicaDelay: replicaLag, Env: []string{fmt.Sprintf("THUMB_QUEUE=%d", thumbQueue)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	primary, err := s.PG.Primary.Open()
+	primary, err := sql.Open("pgx", s.PG.PrimaryDSN())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +79,8 @@ func TestFaults(t *testing.T) {
 		}
 	}
 
+	su.measureLB(ctx)
+
 	su.run("baseline (no fault)", 6*time.Second, nil)
 	su.run("1. app instance SIGKILLed and restarted", 10*time.Second, su.killInstance)
 	su.run("2. replica stopped and restarted", 12*time.Second, su.stopReplica)
@@ -85,6 +88,10 @@ func TestFaults(t *testing.T) {
 	su.run("4. secret rotated across instances", 0, su.rotateSecret)
 	su.run("5. thumbnail flood", 0, su.thumbnailFlood)
 	su.run("6. primary restarts", 10*time.Second, su.restartPrimary)
+	su.run("7. rolling restart of every instance (SIGTERM, drain)", 0, su.rollingRestart)
+	su.run("8. instance killed mid-POST, clients retry", 6*time.Second, su.killMidPost)
+	su.run("9. primary lost, replica promoted (asynchronous replication)", 0, su.failoverAsync)
+	su.run("10. primary lost, replica promoted (synchronous replication)", 0, su.failoverSync)
 
 	su.report()
 }
@@ -123,14 +130,17 @@ func (su *suite) run(name string, d time.Duration, fault func(ctx context.Contex
 	for _, n := range w.noteLines() {
 		t.Logf("  %s", n)
 	}
-	if w.stale != 0 {
-		t.Errorf("%s: %d stale reads after a write, want 0", name, w.stale)
-	}
 	if w.loggedOut != 0 {
 		t.Errorf("%s: %d logged-out users, want 0", name, w.loggedOut)
 	}
-	if w.lost != 0 {
-		t.Errorf("%s: %d acknowledged writes lost, want 0", name, w.lost)
+	if w.lost > w.lossAllowed {
+		t.Errorf("%s: %d acknowledged writes lost, want at most %d", name, w.lost, w.lossAllowed)
+	}
+	if w.stale > w.lost {
+		t.Errorf("%s: %d stale reads, more than the %d lost writes explain", name, w.stale, w.lost)
+	}
+	if w.dup != 0 {
+		t.Errorf("%s: %d acknowledged writes stored more than once, want 0", name, w.dup)
 	}
 	if w.unclean != 0 {
 		t.Errorf("%s: %d refusals hung for more than 6 s or showed a stack trace", name, w.unclean)
@@ -168,7 +178,7 @@ func (su *suite) checkAcked(w *window) {
 		if len(acked) == 0 {
 			continue
 		}
-		have := map[string]bool{}
+		have := map[string]int{}
 		rows, err := su.primary.QueryContext(ctx, "SELECT body FROM notes WHERE owner = $1", u.name)
 		if err != nil {
 			su.t.Fatalf("reading notes from the primary: %v", err)
@@ -176,15 +186,22 @@ func (su *suite) checkAcked(w *window) {
 		for rows.Next() {
 			var b string
 			rows.Scan(&b)
-			have[b] = true
+			have[b]++
 		}
 		rows.Close()
 		for _, a := range acked {
-			if !have[a] {
+			switch {
+			case have[a] == 0:
 				w.lost++
 				w.note("acknowledged note %q of %s is missing", a, u.name)
+			case have[a] > 1:
+				w.dup++
+				w.note("acknowledged note %q of %s is stored %d times", a, u.name, have[a])
 			}
 		}
+		u.mu.Lock()
+		u.acked = u.acked[len(acked):] // checked once: a later window's loss is its own
+		u.mu.Unlock()
 	}
 }
 
@@ -246,10 +263,33 @@ func (su *suite) killInstance(ctx context.Context, w *window) {
 	defer su.allowOnly(w, "503")
 }
 
-func (su *suite) replicasUp(ctx context.Context, want bool) bool {
+// replicaName is the name the instances give node n as a replica: every
+// node is listed with -replica-url in the cluster's order.
+func (su *suite) replicaName(n *pgcluster.Node) string {
+	for i, m := range su.s.PG.Nodes {
+		if m == n {
+			return fmt.Sprintf("replica-%d", i+1)
+		}
+	}
+	return "?"
+}
+
+// replicasUp reports whether every instance sees replica r as up (want) or
+// down (!want).
+func (su *suite) replicasUp(ctx context.Context, r *pgcluster.Node, want bool) bool {
+	name := su.replicaName(r)
 	for _, in := range su.s.Instances {
 		h, err := in.Health(ctx)
-		if err != nil || len(h.Replicas) == 0 || h.Replicas[0].Up != want {
+		if err != nil {
+			return false
+		}
+		up := false
+		for _, rh := range h.Replicas {
+			if rh.Name == name {
+				up = rh.Up
+			}
+		}
+		if up != want {
 			return false
 		}
 	}
@@ -258,18 +298,18 @@ func (su *suite) replicasUp(ctx context.Context, want bool) bool {
 
 func (su *suite) stopReplica(ctx context.Context, w *window) {
 	defer su.allowOnly(w) // zero failed requests
-	r := su.s.PG.Replicas[0]
+	r := su.s.PG.Replicas()[0]
 	wait(ctx, 2*time.Second)
 	if err := r.Stop(); err != nil {
 		su.t.Fatal(err)
 	}
-	su.waitFor(ctx, "every instance to see the replica down", func() bool { return su.replicasUp(ctx, false) })
+	su.waitFor(ctx, "every instance to see the replica down", func() bool { return su.replicasUp(ctx, r, false) })
 	w.note("replica stopped; all instances see it down")
 	wait(ctx, 3*time.Second)
 	if err := r.Start(ctx); err != nil {
 		su.t.Fatal(err)
 	}
-	su.waitFor(ctx, "every instance to use the replica again", func() bool { return su.replicasUp(ctx, true) })
+	su.waitFor(ctx, "every instance to use the replica again", func() bool { return su.replicasUp(ctx, r, true) })
 	w.note("replica restarted; all instances use it again")
 	// Reads return to the replica: an unpinned reader is served from it.
 	su.waitFor(ctx, "a read served by the replica", func() bool {
@@ -284,7 +324,7 @@ func (su *suite) stopReplica(ctx context.Context, w *window) {
 
 func (su *suite) pauseReplay(ctx context.Context, w *window) {
 	defer su.allowOnly(w)
-	r := su.s.PG.Replicas[0]
+	r := su.s.PG.Replicas()[0]
 	wait(ctx, time.Second)
 	if err := r.PauseReplay(ctx); err != nil {
 		su.t.Fatal(err)
@@ -422,7 +462,7 @@ func (su *suite) restartPrimary(ctx context.Context, w *window) {
 	// Writes during the outage are refused with 503; reads that need the
 	// primary too. Nothing else may fail.
 	defer su.allowOnly(w, "503")
-	p := su.s.PG.Primary
+	p := su.s.PG.Primary()
 	wait(ctx, 2*time.Second)
 	if err := p.Stop(); err != nil {
 		su.t.Fatal(err)

@@ -25,7 +25,15 @@ type window struct {
 	stale     int // a user's own acknowledged note missing right after its write
 	loggedOut int // a logged-in user shown as logged out
 	lost      int // acknowledged notes missing at the end of the window
+	dup       int // acknowledged notes stored more than once
+	retries   int // POSTs sent again after a 503 or a broken connection
+	retriedOK int // notes saved after at least one retry
+	replayed  int // retries answered from the idempotency record
+	// lossAllowed is how many acknowledged writes the window may lose
+	// (asynchronous failover: set to what was measured, reported).
+	lossAllowed int
 	unclean   int // 503s that hung or carried a stack trace
+	postDur   []time.Duration
 	notes     []string
 	noteKinds []string
 	kinds     map[string]int
@@ -41,6 +49,12 @@ func (w *window) record(status int, d time.Duration) {
 	w.sent++
 	w.byStatus[status]++
 	w.durations = append(w.durations, d)
+	w.mu.Unlock()
+}
+
+func (w *window) post(d time.Duration) {
+	w.mu.Lock()
+	w.postDur = append(w.postDur, d)
 	w.mu.Unlock()
 }
 
@@ -123,11 +137,13 @@ func (w *window) failed() map[string]int {
 	return out
 }
 
-func (w *window) percentile(p float64) time.Duration {
-	if len(w.durations) == 0 {
+func (w *window) percentile(p float64) time.Duration { return percentile(w.durations, p) }
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
 		return 0
 	}
-	d := append([]time.Duration(nil), w.durations...)
+	d := append([]time.Duration(nil), ds...)
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 	i := int(float64(len(d)-1) * p)
 	return d[i]
@@ -153,15 +169,16 @@ func fmtRSS(m map[string]int64) string {
 }
 
 // tableHeader and row render the windows as a Markdown table.
-const tableHeader = "| fault | sent | succeeded | failed (by status) | stale reads | logged out | lost acked writes | p50 | p99 | peak RSS per instance (MiB) |\n" +
-	"|---|---|---|---|---|---|---|---|---|---|\n"
+const tableHeader = "| fault | sent | succeeded | failed (by status) | POSTs retried → saved (replays) | stale reads | logged out | lost acked writes | saved twice | p50 | p99 | POST p50 / p99 | peak RSS per instance (MiB) |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 
 func (w *window) row() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return fmt.Sprintf("| %s | %d | %d | %s | %d | %d | %d | %s | %s | %s |\n",
-		w.name, w.sent, w.succeeded(), fmtFailed(w.failed()), w.stale, w.loggedOut, w.lost,
-		w.percentile(0.50).Round(100*time.Microsecond), w.percentile(0.99).Round(100*time.Microsecond), fmtRSS(w.rssPeak))
+	r := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
+	return fmt.Sprintf("| %s | %d | %d | %s | %d → %d (%d) | %d | %d | %d | %d | %s | %s | %s / %s | %s |\n",
+		w.name, w.sent, w.succeeded(), fmtFailed(w.failed()), w.retries, w.retriedOK, w.replayed, w.stale, w.loggedOut, w.lost, w.dup,
+		r(w.percentile(0.50)), r(w.percentile(0.99)), r(percentile(w.postDur, 0.5)), r(percentile(w.postDur, 0.99)), fmtRSS(w.rssPeak))
 }
 
 // vmRSS reads a process's resident set size from /proc.

@@ -54,6 +54,12 @@ func (u *user) do(ctx context.Context, w *window, method, path string, body io.R
 
 // doLoc is do that also returns the Location header.
 func (u *user) doLoc(ctx context.Context, w *window, method, path string, body io.Reader, ctype string) (int, string, string) {
+	st, b, h := u.doHeader(ctx, w, method, path, body, ctype)
+	return st, b, h.Get("Location")
+}
+
+// doHeader is do that also returns the response header.
+func (u *user) doHeader(ctx context.Context, w *window, method, path string, body io.Reader, ctype string) (int, string, http.Header) {
 	req, err := http.NewRequestWithContext(ctx, method, u.base+path, body)
 	if err != nil {
 		panic(err)
@@ -65,20 +71,52 @@ func (u *user) doLoc(ctx context.Context, w *window, method, path string, body i
 	res, err := u.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return -1, "", "" // the window ended: not a result
+			return -1, "", nil // the window ended: not a result
 		}
 		w.record(0, time.Since(start))
 		w.note("%s %s %s: %v", u.name, method, path, err)
-		return 0, "", ""
+		return 0, "", http.Header{}
 	}
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	d := time.Since(start)
 	w.record(res.StatusCode, d)
+	if method == "POST" {
+		w.post(d)
+	}
 	if res.StatusCode >= 500 {
 		checkCleanError(w, u.name, method, path, res, string(b), d)
 	}
-	return res.StatusCode, string(b), res.Header.Get("Location")
+	return res.StatusCode, string(b), res.Header
+}
+
+// postNote posts a note as a browser form does, with an idempotency key,
+// and, like a person who saw "may or may not have been saved", sends the
+// same form again after a 503 or a broken connection (up to 5 attempts). It
+// returns the final status and Location.
+func (u *user) postNote(ctx context.Context, w *window, text string) (int, string) {
+	form := url.Values{"text": {text}, "key": {randHex(16)}}.Encode()
+	for attempt := 1; ; attempt++ {
+		st, _, h := u.doHeader(ctx, w, "POST", "/notes", strings.NewReader(form), "application/x-www-form-urlencoded")
+		if st == http.StatusSeeOther {
+			if attempt > 1 {
+				w.add(&w.retriedOK, 1)
+			}
+			if h.Get("Idempotent-Replayed") == "true" {
+				w.add(&w.replayed, 1)
+				w.note("%s: a retried note had been saved by the first attempt; not saved twice", u.name)
+			}
+			return st, h.Get("Location")
+		}
+		if (st != http.StatusServiceUnavailable && st != 0) || attempt == 5 {
+			return st, h.Get("Location")
+		}
+		w.add(&w.retries, 1)
+		wait(ctx, 300*time.Millisecond) // the user reads the message, clicks again
+		if ctx.Err() != nil {
+			return -1, ""
+		}
+	}
 }
 
 // checkCleanError notes a 5xx that is not a clean, quick 503.
@@ -149,7 +187,7 @@ func (u *user) step(ctx context.Context, w *window, i int) {
 	u.do(ctx, w, "GET", "/", nil, "")
 	if u.writer {
 		text := fmt.Sprintf("%s note %s", u.name, randHex(6))
-		st, _, loc := u.doLoc(ctx, w, "POST", "/notes", strings.NewReader(url.Values{"text": {text}}.Encode()), "application/x-www-form-urlencoded")
+		st, loc := u.postNote(ctx, w, text)
 		if st == http.StatusSeeOther && loc == "/login" {
 			w.add(&w.loggedOut, 1)
 			w.note("%s was logged out", u.name)

@@ -44,8 +44,11 @@ func main() {
 	for _, in := range s.Instances {
 		fmt.Printf(" %s=%s", in.Name, in.Addr)
 	}
-	fmt.Printf(")\n  primary %s\n  replica %s (lag %v)\n  logs    %s\n\n  Ctrl-C stops everything.\n\n",
-		s.PG.Primary.DSN, s.PG.Replicas[0].DSN, *delay, s.Dir)
+	fmt.Printf(")\n  primary %s\n", s.PG.PrimaryDSN())
+	for _, r := range s.PG.Replicas() {
+		fmt.Printf("  replica %s (lag %v)\n", r.DSN, *delay)
+	}
+	fmt.Printf("  logs    %s\n\n  Ctrl-C stops everything.\n\n", s.Dir)
 	<-ctx.Done()
 	log.Printf("stopping")
 }

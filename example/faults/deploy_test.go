@@ -1,0 +1,286 @@
+//go:build faults
+
+package faults
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/sharednothing/sharednothing/example/internal/stack"
+)
+
+// rollingRestart restarts every instance in turn, as a deploy does: SIGTERM,
+// the instance drains (fails /healthz, closes connections after each
+// response) and finishes what is in flight, the new process starts, and only
+// then is the next one restarted. Not one request may fail, POSTs included.
+func (su *suite) rollingRestart(ctx context.Context, w *window) {
+	defer su.allowOnly(w) // zero failed requests
+	wait(ctx, 2*time.Second)
+	for _, in := range su.s.Instances {
+		start := time.Now()
+		if err := in.Restart(ctx, nil); err != nil {
+			su.t.Fatalf("restart %s: %v", in.Name, err)
+		}
+		w.note("restarted %s in %v (drain %v, then start-up)", in.Name, time.Since(start).Round(10*time.Millisecond), stack.Drain)
+		wait(ctx, time.Second)
+	}
+	wait(ctx, time.Second)
+	if w.retries != 0 {
+		su.t.Errorf("%s: %d POSTs had to be retried, want 0", w.name, w.retries)
+	}
+}
+
+// killMidPost makes POSTs wait in the database (the test holds a lock on the
+// notes table), SIGKILLs an instance while it has such a POST in flight, and
+// then releases the lock. The clients see a 503 for the killed requests
+// (nginx does not resend a POST it has sent) and send the same form again;
+// the idempotency key makes each note saved exactly once.
+func (su *suite) killMidPost(ctx context.Context, w *window) {
+	defer su.allowOnly(w, "503")
+	victim := su.s.Instances[1]
+	wait(ctx, 2*time.Second)
+	tx, err := su.primary.BeginTx(ctx, nil)
+	if err != nil {
+		su.t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "LOCK TABLE notes IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+		su.t.Fatal(err)
+	}
+	var waiting int
+	su.waitFor(ctx, "a POST on "+victim.Name+" waiting in the database", func() bool {
+		err := su.primary.QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", victim.Name).Scan(&waiting)
+		return err == nil && waiting > 0
+	})
+	victim.Kill()
+	w.note("killed %s with %d POST(s) in flight, waiting for a lock in the database", victim.Name, waiting)
+	wait(ctx, 300*time.Millisecond)
+	if err := tx.Rollback(); err != nil {
+		su.t.Fatal(err)
+	}
+	w.note("lock released")
+	if err := victim.Start(ctx); err != nil {
+		su.t.Fatalf("restart %s: %v", victim.Name, err)
+	}
+	w.note("restarted %s", victim.Name)
+	wait(ctx, 2*time.Second)
+	if w.retries == 0 {
+		su.t.Errorf("%s: no POST was retried: the fault did not hit a request in flight", w.name)
+	}
+}
+
+// failover kills the primary as a dead machine would (immediate shutdown),
+// promotes the replica that has received the most WAL and points the other
+// at it. The instances follow through their multi-host connection string.
+// The old primary is then rebuilt as a replica of the new one.
+func (su *suite) failover(ctx context.Context, w *window) {
+	pg := su.s.PG
+	old := pg.Primary()
+	old.Kill()
+	killed := time.Now()
+	w.note("%s (primary) killed", old.Name)
+	next, err := pg.MostAdvanced(ctx)
+	if err != nil {
+		su.t.Fatal(err)
+	}
+	if err := pg.Failover(ctx, next); err != nil {
+		su.t.Fatal(err)
+	}
+	w.note("%s promoted %v after the kill; the other replica follows it", next.Name, time.Since(killed).Round(time.Millisecond))
+	su.waitFor(ctx, "a write through the instances' connection string to succeed", func() bool {
+		_, err := su.primary.ExecContext(ctx, "CREATE TEMP TABLE IF NOT EXISTS failover_probe (x int)")
+		return err == nil
+	})
+	w.note("writes accepted again %v after the kill", time.Since(killed).Round(time.Millisecond))
+	if err := old.Rebuild(ctx); err != nil {
+		su.t.Fatalf("rebuild %s as a replica: %v", old.Name, err)
+	}
+	if err := old.SetApplyDelay(ctx, replicaLag); err != nil {
+		su.t.Fatal(err)
+	}
+	w.note("%s rebuilt as a replica of %s", old.Name, next.Name)
+	su.waitFor(ctx, "every instance to read from "+old.Name+" again", func() bool { return su.replicasUp(ctx, old, true) })
+	su.waitFor(ctx, "every instance to see "+next.Name+" as no replica", func() bool { return su.replicasUp(ctx, next, false) })
+	w.note("every instance uses %s as a replica again and no longer %s", old.Name, next.Name)
+}
+
+func (su *suite) failoverAsync(ctx context.Context, w *window) {
+	defer su.allowOnly(w, "503")
+	// Asynchronous replication may lose what the primary acknowledged but
+	// had not yet sent: allowed, counted and reported. At most one note per
+	// writer can be in that gap on loopback.
+	w.lossAllowed = writers
+	wait(ctx, 2*time.Second)
+	su.failover(ctx, w)
+	wait(ctx, 2*time.Second)
+}
+
+func (su *suite) failoverSync(ctx context.Context, w *window) {
+	defer su.allowOnly(w, "503")
+	pg := su.s.PG
+	if err := pg.SetSynchronous(ctx, true); err != nil {
+		su.t.Fatal(err)
+	}
+	defer pg.SetSynchronous(ctx, false) // on the new primary: back to the default for what follows
+	w.note("synchronous replication on (synchronous_standby_names = '*', synchronous_commit = on)")
+	wait(ctx, 4*time.Second)
+	w.mu.Lock()
+	p50, p99 := percentile(w.postDur, 0.5), percentile(w.postDur, 0.99)
+	w.mu.Unlock()
+	w.note("POST /notes before the failover, synchronous: p50 %v, p99 %v", p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond))
+	su.failover(ctx, w)
+	wait(ctx, 2*time.Second)
+}
+
+// lbResult is one load-balancer measurement.
+type lbResult struct {
+	conns            int
+	path             string // "nginx" or "direct"
+	reqs, errs       int
+	secs             float64
+	p50, p99         time.Duration
+	instanceRequests map[string]int
+}
+
+// measureLB measures the cost of nginx: a logged-in /notes page, fetched by
+// conns keep-alive connections for a few seconds, once spread directly over
+// the instances (each connection to one instance, as a client-side balancer
+// would: the sum of the instances' throughput) and once through nginx,
+// back to back, at 8 and 32 connections.
+func (su *suite) measureLB(ctx context.Context) {
+	jar, _ := cookiejar.New(nil)
+	u := &user{name: "lb-" + randHex(3), base: su.s.URL, client: &http.Client{Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	setup := newWindow("lb setup")
+	if err := u.login(ctx, setup); err != nil {
+		su.t.Fatal(err)
+	}
+	for range 5 {
+		u.postNote(ctx, setup, "a note for the load test "+randHex(4))
+	}
+	cookies := jar.Cookies(mustParse(su.s.URL))
+	var direct []string
+	for _, in := range su.s.Instances {
+		direct = append(direct, "http://"+in.Addr)
+	}
+	const d = 4 * time.Second
+	for _, conns := range []int{8, 32} {
+		for _, path := range []string{"direct", "nginx"} {
+			targets := []string{su.s.URL}
+			if path == "direct" {
+				targets = direct
+			}
+			r := loadRun(ctx, targets, cookies, conns, d)
+			r.path = path
+			su.lb = append(su.lb, r)
+			su.t.Logf("load balancer cost: %s at %d connections: %.0f req/s, p50 %v, p99 %v, %d errors, per instance %v",
+				path, conns, float64(r.reqs)/r.secs, r.p50, r.p99, r.errs, r.instanceRequests)
+		}
+	}
+	for i := 0; i+1 < len(su.lb); i += 2 {
+		dr, nr := su.lb[i], su.lb[i+1]
+		ratio := (float64(nr.reqs) / nr.secs) / (float64(dr.reqs) / dr.secs)
+		if ratio < 0.8 || nr.p99 > 2*dr.p99 {
+			su.t.Errorf("through nginx at %d connections: %.0f%% of direct throughput and p99 %v vs %v; want ≥ 80%% and ≤ 2×",
+				nr.conns, 100*ratio, nr.p99, dr.p99)
+		}
+		if nr.errs+dr.errs > 0 {
+			su.t.Errorf("load test at %d connections: %d errors direct, %d through nginx", nr.conns, dr.errs, nr.errs)
+		}
+	}
+}
+
+// loadRun has conns workers fetch /notes from targets (worker i from
+// targets[i%len]) with the given cookies for d.
+func loadRun(ctx context.Context, targets []string, cookies []*http.Cookie, conns int, d time.Duration) lbResult {
+	res := lbResult{conns: conns, instanceRequests: map[string]int{}}
+	var mu sync.Mutex
+	var all []time.Duration
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr}
+			var ds []time.Duration
+			insts := map[string]int{}
+			errs := 0
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, "GET", targets[i%len(targets)]+"/notes", nil)
+				for _, ck := range cookies {
+					req.AddCookie(ck)
+				}
+				t0 := time.Now()
+				resp, err := c.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
+						errs++
+					}
+					continue
+				}
+				_, err = readAll(resp)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					if ctx.Err() == nil {
+						errs++
+					}
+					continue
+				}
+				ds = append(ds, time.Since(t0))
+				insts[resp.Header.Get("X-Instance")]++
+			}
+			mu.Lock()
+			all = append(all, ds...)
+			res.errs += errs
+			for k, v := range insts {
+				res.instanceRequests[k] += v
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.secs = time.Since(start).Seconds()
+	res.reqs = len(all)
+	res.p50, res.p99 = percentile(all, 0.5), percentile(all, 0.99)
+	return res
+}
+
+// lbTable renders the load-balancer measurements as Markdown.
+func (su *suite) lbTable() string {
+	b := "| connections | path | req/s | p50 | p99 | nginx ÷ direct (req/s) | p99 nginx ÷ direct |\n|---|---|---|---|---|---|---|\n"
+	for i, r := range su.lb {
+		rate := float64(r.reqs) / r.secs
+		ratio, p99 := "", ""
+		if r.path == "nginx" && i > 0 {
+			dr := su.lb[i-1]
+			ratio = fmt.Sprintf("%.0f %%", 100*rate/(float64(dr.reqs)/dr.secs))
+			p99 = fmt.Sprintf("%.2f×", float64(r.p99)/float64(dr.p99))
+		}
+		b += fmt.Sprintf("| %d | %s | %.0f | %v | %v | %s | %s |\n", r.conns, r.path, rate,
+			r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), ratio, p99)
+	}
+	return b
+}
+
+func readAll(resp *http.Response) (int64, error) {
+	defer resp.Body.Close()
+	return io.Copy(io.Discard, resp.Body)
+}
+
+func mustParse(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
