@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -80,4 +81,60 @@ func BenchmarkLoadAndSave(b *testing.B) {
 			w.Write(hello)
 		})), cookie)
 	})
+}
+
+// BenchmarkContextShape compares the two ways of putting per-request state
+// in the request context: a plain context.WithValue (what LoadAndSave
+// does), and the state struct itself implementing context.Context by
+// embedding the parent and overriding Value (what it did before, to save
+// the WithValue allocation). Each iteration builds the state and the
+// request copy as the middleware does, then looks the state up three times
+// through a context derived by a router, as handlers do.
+func BenchmarkContextShape(b *testing.B) {
+	base := httptest.NewRequest("GET", "/", nil)
+	lookups := func(ctx context.Context) {
+		ctx = context.WithValue(ctx, routerKey{}, 1) // a router's own value
+		for range 3 {
+			if ctx.Value(shapeKey{}) == nil {
+				b.Fatal("lost")
+			}
+		}
+	}
+	b.Run("withvalue", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			st := &plainState{}
+			st.req = *base.WithContext(context.WithValue(base.Context(), shapeKey{}, st))
+			lookups(st.req.Context())
+		}
+	})
+	b.Run("custom-context", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			st := &ctxState{Context: base.Context()}
+			st.req = *base.WithContext(st)
+			lookups(st.req.Context())
+		}
+	})
+}
+
+type shapeKey struct{}
+type routerKey struct{}
+
+type plainState struct {
+	req http.Request
+	n   int
+}
+
+type ctxState struct {
+	context.Context
+	req http.Request
+	n   int
+}
+
+func (s *ctxState) Value(key any) any {
+	if _, ok := key.(shapeKey); ok {
+		return s
+	}
+	return s.Context.Value(key)
 }

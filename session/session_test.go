@@ -38,8 +38,6 @@ func TestNewPanics(t *testing.T) {
 // Different keys, and the same key under New twice, behave as expected:
 // keys are derived, not used raw, and derivation is deterministic.
 func TestKeyDerivation(t *testing.T) {
-	rec := serveOnce(New(keyA).LoadAndSave(kv(New(keyA))), "/", "")
-	_ = rec
 	a1, a2, b := New(keyA), New(keyA), New(keyB)
 	put := serveOnce(a1.LoadAndSave(kv(a1)), "/put?user=ada", "")
 	hdr := cookieHeader(put.Result())
@@ -373,8 +371,6 @@ func TestDestroyThenPutStartsNewSession(t *testing.T) {
 	}))
 	record := func(path string) string {
 		_, body := c.get(path)
-		req, _ := http.NewRequest("GET", c.srv.URL+"/", nil)
-		_ = req
 		tokens = append(tokens, c.jarCookies()["session"])
 		return body
 	}
