@@ -140,7 +140,10 @@ func (rc *ResponseCache) storable(r *http.Request, rq *directives, status int, h
 	}
 	modified, hasModified := conditional.ParseDate(h.Get("Last-Modified"))
 	if !explicit {
-		if (!d.public && !slices.Contains(heuristicStatuses[:], status)) || rc.ttl == 0 {
+		// Heuristic freshness only for the heuristically cacheable
+		// statuses, even with public: an error page is stored only when
+		// the handler made it explicitly fresh.
+		if !slices.Contains(heuristicStatuses[:], status) || rc.ttl == 0 {
 			if !d.noCache || h.Get("Etag") == "" && !hasModified {
 				return nil
 			}

@@ -99,7 +99,7 @@ func TestResponseCacheControl(t *testing.T) {
 		{"410 with DefaultTTL", 410, nil, time.Minute, nil, true},
 		{"500 with explicit freshness", 500, map[string]string{"Cache-Control": "max-age=60"}, 0, nil, true},
 		{"500 never by DefaultTTL", 500, nil, time.Hour, nil, false},
-		{"503 never by DefaultTTL even if public", 503, map[string]string{"Cache-Control": "public"}, 0, nil, false},
+		{"503 never by DefaultTTL even if public", 503, map[string]string{"Cache-Control": "public"}, time.Hour, nil, false},
 		{"302 with explicit freshness", 302, map[string]string{"Cache-Control": "max-age=60", "Location": "/x"}, 0, nil, true},
 		{"302 never by DefaultTTL", 302, map[string]string{"Location": "/x"}, time.Hour, nil, false},
 		{"206 never", 206, map[string]string{"Cache-Control": "max-age=60", "Content-Range": "bytes 0-1/10"}, 0, nil, false},
