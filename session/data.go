@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"slices"
 	"time"
+
+	"github.com/sharednothing/sharednothing/internal/reqstate"
 )
 
 // The data methods below take the request's context (r.Context() inside a
@@ -126,7 +128,7 @@ func (m *Manager) Remove(ctx context.Context, key string) {
 		st.d.p.entries = slices.Delete(st.d.p.entries, i, i+1)
 		return
 	}
-	st.changed()
+	st.rs.Used(reqstate.Personal) // conservative: the handler meant to change it
 }
 
 // Clear deletes every key but keeps the session itself (its token and
@@ -142,7 +144,7 @@ func (m *Manager) Clear(ctx context.Context) error {
 		st.d.p.entries = nil
 		return nil
 	}
-	st.changed()
+	st.rs.Used(reqstate.Personal) // conservative: the handler meant to change it
 	return nil
 }
 

@@ -274,8 +274,8 @@ func (m *Manager) LoadAndSave(next http.Handler) http.Handler {
 // [Manager.Commit] returned, for handlers that carry the session themselves
 // (in a header for an API or a websocket, or in custom middleware). A
 // missing, tampered, expired or revoked token gives a new, empty session.
-// If ctx already carries a session from m, Load returns ctx unchanged. The
-// error is always nil; it is there for scs's signature.
+// If ctx already carries a session from m, Load returns ctx unchanged. It
+// returns an error only when m's settings are invalid.
 //
 // Load does not write anything: call [Manager.Commit] and send the token
 // (or [Manager.WriteSessionCookie]) when [Manager.Status] is not

@@ -1094,3 +1094,17 @@ func TestStatsJSON(t *testing.T) {
 		t.Errorf("got %s\nwant %s", b, want)
 	}
 }
+
+// Calls that change nothing (removing a missing key, clearing an empty
+// session) after the headers are out are not errors.
+func TestNoOpAfterHeadersIsNotAnError(t *testing.T) {
+	m := New(keyA)
+	c := serve(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "sent")
+		m.Remove(r.Context(), "nope")
+		m.Clear(r.Context())
+	}))
+	if res, body := c.get("/"); res.StatusCode != 200 || body != "sent" || len(c.errors()) != 0 {
+		t.Errorf("got %d %q errors %v; want 200, sent, no errors", res.StatusCode, body, c.errors())
+	}
+}
