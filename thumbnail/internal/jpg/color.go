@@ -113,13 +113,19 @@ func (d *decoder) image() image.Image {
 					o[0], o[1], o[2] = c0[x], c1[x], c2[x]
 				}
 			}
-			inv := !d.adobe // Adobe files store 255-ink; others ink
+			// Adobe files store 255-ink (so the ink of a channel is 255-v);
+			// YCCK codes 255 minus those stored CMY values as YCbCr; files
+			// without the Adobe marker store ink.
+			invK, invCMY := !d.adobe, !d.adobe || cs == YCCK
 			for x := range w {
 				o := out[4*x : 4*x+4 : 4*x+4]
 				kk := uint32(k[x])
 				r, g, b := uint32(o[0]), uint32(o[1]), uint32(o[2])
-				if inv {
-					kk, r, g, b = 255-kk, 255-r, 255-g, 255-b
+				if invK {
+					kk = 255 - kk
+				}
+				if invCMY {
+					r, g, b = 255-r, 255-g, 255-b
 				}
 				o[0] = uint8((r*kk + 127) / 255)
 				o[1] = uint8((g*kk + 127) / 255)

@@ -33,6 +33,9 @@ func (t *huffTable) build(counts *[17]int, vals []uint8, ac bool) error {
 		if counts[l] > 0 {
 			t.valptr[l] = int32(k - code)
 			for i := 0; i < counts[l]; i++ {
+				if code >= 1<<l {
+					return formatErr("Huffman table with too many codes of %d bits", l)
+				}
 				if l <= lookBits {
 					t.addShort(code, l, vals[k], ac)
 				}
@@ -40,9 +43,6 @@ func (t *huffTable) build(counts *[17]int, vals []uint8, ac bool) error {
 				k++
 			}
 			t.maxcode[l] = int32(code - 1)
-		}
-		if code > 1<<l {
-			return formatErr("Huffman table with too many codes of %d bits", l)
 		}
 		code <<= 1
 	}
