@@ -288,9 +288,9 @@ func (c *Cache[K, V]) newNode(key K, value V, err error, ttl time.Duration) *nod
 // put stores n, evicting as needed, then runs OnEvict for what left. If
 // expect is non-nil (a refresh), n is stored only if expect is still there.
 // If fl is non-nil, n comes from the load fl and is stored only if its key
-// has not been written, deleted or purged since that load started. With
-// neither, put is a Set, which the loads of its key running now must not
-// overwrite.
+// has not been written, deleted or purged since that load started (and, for
+// Load, then supersedes the other loads running). With neither, put is a
+// Set, which the loads of its key running now must not overwrite.
 func (c *Cache[K, V]) put(n, expect *node[K, V], fl *fillRef) {
 	s := c.shardFor(n.hash)
 	var out []evictee[K, V]
@@ -300,6 +300,9 @@ func (c *Cache[K, V]) put(n, expect *node[K, V], fl *fillRef) {
 		if !s.endFillLocked(n.key, fl) {
 			s.mu.Unlock()
 			return
+		}
+		if fl.supersede {
+			s.invalidateLocked(n.key)
 		}
 	case expect == nil:
 		s.invalidateLocked(n.key)

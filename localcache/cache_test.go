@@ -597,3 +597,46 @@ func TestStatsJSON(t *testing.T) {
 		t.Errorf("got %s, want %s", b, want)
 	}
 }
+
+// TestLoad: Load reads through a cached value and stores the fresh one,
+// unless its key is invalidated meanwhile; an older GetOrLoad load running
+// alongside must not overwrite what Load stored.
+func TestLoad(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		c := mustNew(t, localcache.Options[string, string]{})
+		c.Set("k", "cached")
+		v, err := c.Load(ctx, "k", func(context.Context, string) (string, error) { return "fresh", nil })
+		if v != "fresh" || err != nil {
+			t.Fatalf("Load got %q, %v; want fresh, nil", v, err)
+		}
+		if got, _ := c.Get("k"); got != "fresh" {
+			t.Errorf("after Load cached %q, want fresh", got)
+		}
+
+		// Delete while Load runs: not stored.
+		v, _ = c.Load(ctx, "k", func(context.Context, string) (string, error) { c.Delete("k"); return "read before the delete", nil })
+		if _, ok := c.Get("k"); ok || v != "read before the delete" {
+			t.Errorf("Load across a Delete returned %q and stored it: %v; want returned, not stored", v, ok)
+		}
+
+		// An older GetOrLoad load ends after Load stored: Load's value stays.
+		release := make(chan struct{})
+		go c.GetOrLoad(ctx, "k", func(context.Context, string) (string, error) {
+			<-release
+			return "stale", nil
+		})
+		synctest.Wait()
+		c.Load(ctx, "k", func(context.Context, string) (string, error) { return "primary", nil })
+		close(release)
+		synctest.Wait()
+		if got, _ := c.Get("k"); got != "primary" {
+			t.Errorf("cached %q, want primary (the older load must not overwrite it)", got)
+		}
+
+		c.Close()
+		if _, err := c.Load(ctx, "k", func(context.Context, string) (string, error) { return "x", nil }); !errors.Is(err, localcache.ErrClosed) {
+			t.Errorf("after Close got %v, want ErrClosed", err)
+		}
+	})
+}

@@ -51,6 +51,38 @@ func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, loader func(ctx cont
 	return v, err
 }
 
+// Load calls loader for key on the calling goroutine, ignoring any cached
+// value, and stores what it returns, for a caller that must read through the
+// cache (one that must see its own recent write, say). Like a GetOrLoad load,
+// the result is not stored if key is deleted, set or purged while loader
+// runs; once stored, it also supersedes the GetOrLoad loads of key running
+// then, which may have read older data. loader gets ctx as is. A panic in
+// loader is returned as an error wrapping [ErrLoaderPanic]; after
+// [Cache.Close], Load returns [ErrClosed].
+func (c *Cache[K, V]) Load(ctx context.Context, key K, loader func(ctx context.Context, key K) (V, error)) (V, error) {
+	var zero V
+	if !c.startWork() {
+		return zero, ErrClosed
+	}
+	defer c.wg.Done()
+	s := c.shardFor(c.hash(key))
+	s.mu.Lock()
+	fl := s.beginFillLocked(key)
+	s.mu.Unlock()
+	fl.supersede = true
+	val, err := runLoader(ctx, key, loader)
+	if err != nil {
+		c.loadErrors.Add(1)
+		s.mu.Lock()
+		s.endFillLocked(key, fl)
+		s.mu.Unlock()
+		return zero, err
+	}
+	c.loads.Add(1)
+	c.put(c.newNode(key, val, nil, c.ttl), nil, fl)
+	return val, nil
+}
+
 // hit counts a hit on n and returns what it holds.
 func (c *Cache[K, V]) hit(s *shard[K, V], n *node[K, V]) (V, error) {
 	n.touch()

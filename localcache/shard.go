@@ -61,8 +61,9 @@ type fill struct {
 
 // fillRef is one load's claim on its key's fill.
 type fillRef struct {
-	f   *fill
-	gen uint64
+	f         *fill
+	gen       uint64
+	supersede bool // storing its result invalidates the other loads running
 }
 
 func (s *shard[K, V]) init(idx int, b *budget) {
@@ -89,7 +90,7 @@ func (s *shard[K, V]) beginFillLocked(key K) *fillRef {
 		s.fills[key] = f
 	}
 	f.loads++
-	return &fillRef{f, f.gen}
+	return &fillRef{f: f, gen: f.gen}
 }
 
 // endFillLocked unregisters the load fl of key and reports whether its
