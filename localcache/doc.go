@@ -52,9 +52,9 @@
 // loader read from a source at least as new as the write, such as the
 // primary or a replica that has replayed it, and a lagging replica can
 // never re-cache the old value. What the loader reads from is the loader's
-// business: wrap it, the cache needs no option for it. For a reader that
-// must see its own write (pinned to the primary), read through without the
-// cache, or Delete then GetOrLoad with a loader that reads the primary;
-// avoid Set with a value read elsewhere, which stores unconditionally and
-// could put back data older than an invalidation already applied.
+// business: wrap it, the cache needs no option for it. A reader that must
+// see its own write (pinned to the primary) reads through with
+// [Cache.Load], which stores the fresh value under the same rule; avoid Set
+// with a value read elsewhere, which stores unconditionally and could put
+// back data older than an invalidation already applied.
 package localcache
