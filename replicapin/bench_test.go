@@ -38,12 +38,11 @@ func cpuTime() int64 {
 func BenchmarkHandler(b *testing.B) {
 	s := newFake(b, 2, replicapin.Options{})
 	// newFake turns the debug header on for tests; measure the default.
-	db, err := replicapin.New(s.primary, s.replicas, replicapin.Options{Key: testKey, Positions: s.pos, PollInterval: forever})
+	db, err := replicapin.New(s.primary, replicas(s.replicas...), replicapin.Options{Key: testKey, Positions: s.pos, PollInterval: forever})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	db.SetClock(func() time.Time { return s.now })
 	pollNow(b, db)
 	s.db = db
 	var sink *sql.DB
@@ -60,7 +59,8 @@ func BenchmarkHandler(b *testing.B) {
 		w.WriteHeader(http.StatusOK)
 	})
 	pinned := httptest.NewRequest("GET", "/", nil)
-	pinned.AddCookie(&http.Cookie{Name: "_pin", Value: s.pinAt(700)})
+	pinned.AddCookie(&http.Cookie{Name: "_pin", Value: replicapin.SealPin(testKey, "_pin", replicapin.Pin{
+		Pos: replicapin.Position{Timeline: 1, Offset: 700}, Expires: time.Now().Add(time.Hour)})})
 	cases := []struct {
 		name string
 		h    http.Handler

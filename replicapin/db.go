@@ -5,26 +5,27 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sharednothing/sharednothing"
 )
 
-// Errors passed to [Options.ErrorHandler]. Neither changes the response:
-// the handler has already done its work when they are found.
+// Errors passed to [Options.ErrorHandler]. Both are found once the handler
+// has chosen its response, so neither changes it.
 var (
 	// ErrPositionUnknown means the primary's position could not be read
-	// after a write, usually because the primary is down. The client is
-	// pinned to the primary for MaxPin instead, as if by a time window.
+	// after a successful write, usually because the primary has just gone
+	// down. The client is pinned to the primary for MaxPin instead, as if
+	// by a time window.
 	ErrPositionUnknown = errors.New("replicapin: cannot read the primary's position after a write; pinned to the primary for MaxPin")
 
-	// ErrLateWrite means [DB.Writer] was called after the response headers
-	// had gone out, too late to pin the client to that write. It is a
-	// programming error: write before writing the response.
-	ErrLateWrite = errors.New("replicapin: Writer called after the response headers were sent; the write is not pinned")
+	// ErrLateWrite means [DB.Writer] or [DB.Wrote] was called after the
+	// response headers had gone out, too late to pin the client to that
+	// write. It is a programming error: write before writing the response.
+	ErrLateWrite = errors.New("replicapin: Writer or Wrote called after the response headers were sent; the write is not pinned")
 )
 
 // ErrTimeline is reported in [NodeStats.Err] for a replica that answers but
@@ -41,25 +42,30 @@ type Options struct {
 	Key []byte
 
 	// PreviousKeys are keys that Key replaced, newest first; default none.
-	// Pins sealed with them are still honoured, so a key rotation rolling
+	// Pins signed with them are still honoured, so a key rotation rolling
 	// across the instances keeps clients pinned, while new pins are always
-	// sealed with Key. A key can be dropped MaxPin after the last instance
-	// stopped sealing with it. Each must be at least 32 bytes.
+	// signed with Key. A key can be dropped MaxPin after the last instance
+	// stopped signing with it. Each must be at least 32 bytes.
 	PreviousKeys [][]byte
 
-	// Cookie sets the pin cookie's name and attributes.
-	Cookie CookieOptions
+	// Cookie sets the pin cookie's name and attributes; the zero value is
+	// a Secure, HttpOnly, SameSite=Lax, host-only cookie named "_pin" on
+	// Path "/". An app with several DBs (several database clusters) gives
+	// each its own name. The pin cookie always carries Max-Age and Expires
+	// (MaxPin ahead), whatever Persist says: a pin is short-lived by nature.
+	Cookie sharednothing.Cookie
 
 	// Positions reads positions from the primary and the replicas;
 	// default [PostgresLSN].
 	Positions Positions
 
-	// WriteMethods lists the request methods that count as writes, so the
-	// response pins the client even if the handler never called
-	// [DB.Writer]. nil (the default) means every method but GET, HEAD,
-	// OPTIONS and TRACE; an empty non-nil slice means only Writer marks a
-	// request as writing.
-	WriteMethods []string
+	// Succeeded reports whether a response with this status means that the
+	// request's writes through [DB.Writer] took effect, so that the client
+	// is pinned to them; default: status < 400. A request that called
+	// Writer and failed (a 503 because the primary is down, a 422 for a
+	// form that did not validate) is not pinned, and costs no round trip.
+	// [DB.Wrote] pins whatever the status.
+	Succeeded func(status int) bool
 
 	// MaxPin caps how long a pin lasts after the client's last write,
 	// whatever the replicas do; default 30 s.
@@ -81,46 +87,38 @@ type Options struct {
 	// after a write; default the larger of 1 s and 2×PollInterval.
 	PollTimeout time.Duration
 
-	// DebugHeader adds "X-Read-From: primary" or "X-Read-From: replica-N"
-	// to every response whose handler called [DB.Reader], naming where its
-	// last read went; default false.
+	// DebugHeader adds "X-Read-From: primary" or "X-Read-From: <replica
+	// name>" to every response whose handler read through the DB, naming
+	// where its last read went; default false.
 	DebugHeader bool
 
-	// ErrorHandler is told about failures found as a response goes out:
-	// [ErrPositionUnknown] and [ErrLateWrite]. It cannot change the
-	// response. The default logs them with the standard logger.
-	ErrorHandler func(r *http.Request, err error)
+	// ErrorHandler is told about the failures found as a response goes
+	// out: [ErrPositionUnknown] and [ErrLateWrite]. The handler has already
+	// chosen the response by then, so ErrorHandler cannot change it: what
+	// it writes to its ResponseWriter is discarded. nil (the default) logs
+	// through log/slog (the toolkit's internal/httperr.Default).
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 
-// CookieOptions sets the pin cookie's name and attributes. The cookie is
-// always HttpOnly; its Max-Age is MaxPin.
-type CookieOptions struct {
-	// Name is the cookie name; default "_pin". An app with several DBs
-	// (several database clusters) gives each its own name. A name starting
-	// with "__Host-" needs Path "/", no Domain and Insecure false.
+// Replica is one read replica and the name it goes by in [DB.Read]'s
+// result, [NodeStats.Name] and the X-Read-From header.
+type Replica struct {
+	// Name defaults to "replica-N", N counting from 1 in the order given
+	// to [New]. Names must be unique and not "primary".
 	Name string
 
-	// Path is the cookie's Path; default "/".
-	Path string
-
-	// Domain is the cookie's Domain; default empty (host-only).
-	Domain string
-
-	// SameSite is the cookie's SameSite attribute; default
-	// http.SameSiteLaxMode.
-	SameSite http.SameSite
-
-	// Insecure leaves off the Secure attribute so the cookie also travels
-	// over plain HTTP. Set it only for local development: browsers drop
-	// Secure cookies on http:// origins, which silently turns pinning off.
-	// Default false (Secure).
-	Insecure bool
+	// DB is the replica's connection pool. Required.
+	DB *sql.DB
 }
+
+// Primary is the name [DB.Read] returns, and Stats and the X-Read-From
+// header use, for the primary.
+const Primary = "primary"
 
 // DB routes reads to replicas that have caught up with each client's last
 // write, and writes to the primary. Create it with [New], mount
-// [DB.Handler], get connections with [DB.Reader] and [DB.Writer] inside
-// handlers, and call [DB.Close] at shutdown.
+// [DB.Handler], get connections with [DB.Read], [DB.Reader] and
+// [DB.Writer] inside handlers, and call [DB.Close] at shutdown.
 //
 // A DB is safe for concurrent use.
 type DB struct {
@@ -129,25 +127,24 @@ type DB struct {
 	primon   *node
 
 	positions    Positions
-	seal         *sealer
-	cookie       CookieOptions
-	writeMethods []string // nil: every method but GET, HEAD, OPTIONS, TRACE
+	seal         sealer
+	cookie       sharednothing.Cookie
+	succeeded    func(status int) bool
 	maxPin       time.Duration
 	maxLag       uint64
 	interval     time.Duration
 	timeout      time.Duration
 	debug        bool
-	errorHandler func(*http.Request, error)
-	now          func() time.Time // the clock for pin expiry; tests replace it
+	errorHandler func(http.ResponseWriter, *http.Request, error)
 
 	rr           atomic.Uint64
 	primaryReads atomic.Uint64
 	retries      atomic.Uint64
 	pinsSet      atomic.Uint64
 	pinsCleared  atomic.Uint64
+	failedWrites atomic.Uint64
 
-	ctx       context.Context // cancelled by Close
-	cancel    context.CancelFunc
+	cancel    context.CancelFunc // stops the monitors
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -158,69 +155,54 @@ type DB struct {
 // reads go to the primary. New does not close the *sql.DB values it is
 // given; the caller still owns them.
 //
+// For failover, open primary with a connection string that follows the
+// writable server (for PostgreSQL, several hosts and
+// target_session_attrs=read-write): the DB then follows a promotion
+// without a restart.
+//
 // New returns an error for a nil primary or replica, a replica listed twice
-// or equal to the primary, a Key shorter than 32 bytes, negative durations
-// or invalid cookie settings.
-func New(primary *sql.DB, replicas []*sql.DB, opts Options) (*DB, error) {
+// or equal to the primary, duplicate replica names, a Key shorter than 32
+// bytes, negative durations or invalid cookie settings.
+func New(primary *sql.DB, replicas []Replica, opts Options) (*DB, error) {
 	if primary == nil {
 		return nil, errors.New("replicapin: New: nil primary")
 	}
-	if len(opts.Key) < 32 {
-		return nil, errors.New("replicapin: New: Key must be at least 32 bytes; use sharednothing.DeriveKey")
-	}
-	for _, k := range opts.PreviousKeys {
-		if len(k) < 32 {
-			return nil, errors.New("replicapin: New: every PreviousKeys key must be at least 32 bytes")
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"MaxPin", opts.MaxPin}, {"PollInterval", opts.PollInterval}, {"PollTimeout", opts.PollTimeout}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("replicapin: New: Options.%s must not be negative", d.name)
 		}
 	}
-	if opts.MaxPin < 0 || opts.PollInterval < 0 || opts.PollTimeout < 0 {
-		return nil, errors.New("replicapin: New: negative MaxPin, PollInterval or PollTimeout")
+	c := opts.Cookie.WithDefaults("_pin")
+	if err := c.Check(); err != nil {
+		return nil, fmt.Errorf("replicapin: New: %w", err)
 	}
-	c := opts.Cookie
-	if c.Name == "" {
-		c.Name = "_pin"
-	}
-	if c.Path == "" {
-		c.Path = "/"
-	}
-	if c.SameSite == 0 {
-		c.SameSite = http.SameSiteLaxMode
-	}
-	probe := http.Cookie{Name: c.Name, Value: "x", Path: c.Path, Domain: c.Domain}
-	if err := probe.Valid(); err != nil {
-		return nil, fmt.Errorf("replicapin: New: invalid cookie settings: %w", err)
-	}
-	if strings.HasPrefix(c.Name, "__Host-") && (c.Insecure || c.Path != "/" || c.Domain != "") {
-		return nil, errors.New(`replicapin: New: a "__Host-" cookie must be Secure, with Path "/" and no Domain`)
-	}
-	if strings.HasPrefix(c.Name, "__Secure-") && c.Insecure {
-		return nil, errors.New(`replicapin: New: a "__Secure-" cookie must be Secure`)
-	}
-	for _, m := range opts.WriteMethods {
-		if m == "" || strings.ToUpper(m) != m {
-			return nil, fmt.Errorf("replicapin: New: WriteMethods: %q is not an upper-case method", m)
-		}
+	c.Persist = true
+	seal, err := newSealer(c.Name, opts.Key, opts.PreviousKeys...)
+	if err != nil {
+		return nil, err
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
 	db := &DB{
 		primary:      primary,
 		positions:    opts.Positions,
-		seal:         newSealer(c.Name, append([][]byte{opts.Key}, opts.PreviousKeys...)...),
+		seal:         seal,
 		cookie:       c,
-		writeMethods: opts.WriteMethods,
+		succeeded:    opts.Succeeded,
 		maxPin:       opts.MaxPin,
 		maxLag:       opts.MaxLag,
 		interval:     opts.PollInterval,
 		timeout:      opts.PollTimeout,
 		debug:        opts.DebugHeader,
 		errorHandler: opts.ErrorHandler,
-		now:          time.Now,
-		ctx:          ctx,
-		cancel:       cancel,
 	}
 	if db.positions == nil {
 		db.positions = PostgresLSN
+	}
+	if db.succeeded == nil {
+		db.succeeded = func(status int) bool { return status < 400 }
 	}
 	if db.maxPin == 0 {
 		db.maxPin = 30 * time.Second
@@ -231,29 +213,33 @@ func New(primary *sql.DB, replicas []*sql.DB, opts Options) (*DB, error) {
 	if db.timeout == 0 {
 		db.timeout = max(time.Second, 2*db.interval)
 	}
-	if db.errorHandler == nil {
-		db.errorHandler = func(r *http.Request, err error) {
-			log.Printf("%s %s: %v", r.Method, r.URL.Path, err)
-		}
-	}
 
-	db.primon = newNode("primary", primary, db.positions.Primary)
-	seen := map[*sql.DB]bool{primary: true}
+	db.primon = newNode(Primary, primary, db.positions.Primary)
+	seenDB := map[*sql.DB]bool{primary: true}
+	seenName := map[string]bool{Primary: true}
 	for i, r := range replicas {
-		if r == nil {
-			cancel()
-			return nil, fmt.Errorf("replicapin: New: replica %d is nil", i+1)
+		if r.DB == nil {
+			return nil, fmt.Errorf("replicapin: New: replica %d has a nil DB", i+1)
 		}
-		if seen[r] {
-			cancel()
+		if seenDB[r.DB] {
 			return nil, fmt.Errorf("replicapin: New: replica %d is the primary or listed twice", i+1)
 		}
-		seen[r] = true
-		db.replicas = append(db.replicas, newNode(fmt.Sprintf("replica-%d", i+1), r, db.positions.Replica))
+		seenDB[r.DB] = true
+		if r.Name == "" {
+			r.Name = fmt.Sprintf("replica-%d", i+1)
+		}
+		if seenName[r.Name] {
+			return nil, fmt.Errorf("replicapin: New: replica name %q is %q or used twice", r.Name, Primary)
+		}
+		seenName[r.Name] = true
+		db.replicas = append(db.replicas, newNode(r.Name, r.DB, db.positions.Replica))
 	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	db.cancel = cancel
 	for _, n := range append([]*node{db.primon}, db.replicas...) {
 		db.wg.Add(1)
-		go db.monitor(n)
+		go db.monitor(ctx, n)
 	}
 	return db, nil
 }
@@ -270,22 +256,11 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// requestKey finds a request's state for one DB in its context. Keying by
-// DB keeps an app with two DBs (two database clusters) from mixing their
-// pins.
-type requestKey struct{ db *DB }
-
 type usePrimaryKey struct{}
 
-// request returns the state Handler put in ctx for db, or nil.
-func (db *DB) request(ctx context.Context) *request {
-	st, _ := ctx.Value(requestKey{db}).(*request)
-	return st
-}
-
-// UsePrimary returns a copy of ctx in which [DB.Reader] returns the primary,
-// for reads that must see the latest data whatever the client's pin says,
-// such as the read half of a read-modify-write.
+// UsePrimary returns a copy of ctx in which [DB.Reader] and [DB.Read]
+// use the primary, for reads that must see the latest data whatever the
+// client's pin says, such as the read half of a read-modify-write.
 func UsePrimary(ctx context.Context) context.Context {
 	return context.WithValue(ctx, usePrimaryKey{}, true)
 }
@@ -298,18 +273,98 @@ func UsePrimary(ctx context.Context) context.Context {
 // understate how far a replica is.
 //
 // With a ctx not from a request served by [DB.Handler], Reader treats the
-// caller as unpinned.
+// caller as unpinned. Prefer [DB.Read], which also survives a replica
+// going down and says where it read.
 func (db *DB) Reader(ctx context.Context) *sql.DB {
+	n := db.choose(ctx, Position{})
+	if n == nil {
+		return db.primary
+	}
+	return n.db
+}
+
+// ReadFrom returns the name of the server that the request's last read
+// through [DB.Reader], [DB.Read] or [DB.ReadAt] went to: [Primary] or a
+// replica's name; "" when the request has not read, or ctx does not come
+// from a request served by [DB.Handler].
+func (db *DB) ReadFrom(ctx context.Context) string {
+	st := db.request(ctx)
+	if st == nil {
+		return ""
+	}
+	return db.targetName(st.target.Load())
+}
+
+// Read calls fn with where [DB.Reader] would send the read, and returns the
+// name of the server that answered: [Primary] or the replica's name. If fn
+// fails on a replica, which may just have gone down, Read has that replica
+// polled at once and calls fn again with the primary, so losing a replica
+// costs a retry rather than a failed request. fn must only read, and may
+// run twice. An error that is sql.ErrNoRows, or that comes after ctx is
+// done, is returned as it is.
+func (db *DB) Read(ctx context.Context, fn func(*sql.DB) error) (from string, err error) {
+	return db.ReadAt(ctx, Position{}, fn)
+}
+
+// ReadAt is [DB.Read] for a read that must also see everything the primary
+// had committed at position at (from [DB.PrimaryPosition], or carried by a
+// message from another instance): it uses a replica that has replayed at
+// as well as the client's pin, or else the primary. The zero Position
+// asks for nothing beyond the pin.
+func (db *DB) ReadAt(ctx context.Context, at Position, fn func(*sql.DB) error) (from string, err error) {
+	n := db.choose(ctx, at)
+	if n == nil {
+		return Primary, fn(db.primary)
+	}
+	err = fn(n.db)
+	if err == nil || errors.Is(err, sql.ErrNoRows) || ctx.Err() != nil {
+		return n.name, err
+	}
+	n.pollSoon()
+	db.retries.Add(1)
+	db.usePrimary(db.request(ctx))
+	return Primary, fn(db.primary)
+}
+
+// PrimaryPosition reads the primary's current position: one round trip,
+// bounded by ctx. Called after a transaction has committed, the position is
+// at or past its end, so a server that covers it (see [DB.ReadAt])
+// shows that transaction. It is what a message announcing a write to other
+// instances should carry.
+func (db *DB) PrimaryPosition(ctx context.Context) (Position, error) {
+	return db.positions.Primary(ctx, db.primary)
+}
+
+// Replayed reports whether every replica has replayed p, as of their last
+// polls (a replica that is down counts with the last position it
+// reported; one never heard from has not replayed p). With no replicas it
+// reports true. Once it does, reads for p no longer need the primary.
+func (db *DB) Replayed(p Position) bool {
+	for _, r := range db.replicas {
+		s := r.state.Load()
+		if !s.known || !s.pos.Covers(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// choose picks the replica to read from for ctx, one that has replayed
+// both the client's pin and at (unless at is zero), or returns nil for the
+// primary, and counts the choice.
+func (db *DB) choose(ctx context.Context, at Position) *node {
 	st := db.request(ctx)
 	if st != nil && st.wrote.Load() || ctx.Value(usePrimaryKey{}) != nil {
-		return db.readPrimary(st)
+		db.usePrimary(st)
+		return nil
 	}
-	var p *pin
+	var p *Position
 	if st != nil && st.pinned {
 		if st.pin.unknown {
-			return db.readPrimary(st)
+			db.usePrimary(st)
+			return nil
 		}
-		p = &st.pin
+		p = &st.pin.pos
 	}
 	// Round-robin among the replicas that qualify, so that one lagging
 	// replica does not double the load on the next one.
@@ -318,63 +373,82 @@ func (db *DB) Reader(ctx context.Context) *sql.DB {
 	ok := buf[:0]
 	for i, r := range db.replicas {
 		s := r.state.Load()
-		if db.usable(s, ps) && (p == nil || s.pos.Covers(p.pos)) {
+		if db.usable(s, ps) && (p == nil || s.pos.Covers(*p)) && (at == Position{} || s.pos.Covers(at)) {
 			ok = append(ok, i)
 		}
 	}
-	if len(ok) > 0 {
-		i := ok[db.rr.Add(1)%uint64(len(ok))]
-		r := db.replicas[i]
-		r.reads.Add(1)
-		if st != nil {
-			st.target.Store(int32(i) + 1)
-		}
-		return r.db
+	if len(ok) == 0 {
+		db.usePrimary(st)
+		return nil
 	}
-	return db.readPrimary(st)
+	i := ok[db.rr.Add(1)%uint64(len(ok))]
+	r := db.replicas[i]
+	r.reads.Add(1)
+	if st != nil {
+		st.target.Store(int32(i) + 1)
+	}
+	return r
 }
 
-func (db *DB) readPrimary(st *request) *sql.DB {
+func (db *DB) usePrimary(st *request) {
 	db.primaryReads.Add(1)
 	if st != nil {
 		st.target.Store(-1)
 	}
-	return db.primary
 }
 
-// Writer returns the primary and marks the request as having written: its
-// response will pin the client to the primary's position as the response
-// starts, and later [DB.Reader] calls in the same request return the
-// primary. Use it for transactions too. Write before the response's first
-// byte; a Writer call after it is reported as [ErrLateWrite].
+// targetName names a request's read target: 0 none, -1 the primary, i+1
+// replica i.
+func (db *DB) targetName(t int32) string {
+	switch {
+	case t < 0:
+		return Primary
+	case t > 0:
+		return db.replicas[t-1].name
+	}
+	return ""
+}
+
+// Writer returns the primary and marks the request as writing: if its
+// response succeeds (see [Options.Succeeded]), the middleware pins the
+// client to the primary's position as the response starts, and later reads
+// in the same request go to the primary. Use it for transactions too.
+// Write before the response's first byte; a Writer call after it is
+// reported as [ErrLateWrite].
 func (db *DB) Writer(ctx context.Context) *sql.DB {
 	if st := db.request(ctx); st != nil {
 		st.wrote.Store(true)
 		if st.sent.Load() {
-			db.errorHandler(st.r, ErrLateWrite)
+			db.reportError(st.r, ErrLateWrite)
 		}
 	}
 	return db.primary
 }
 
-// Read calls fn with [DB.Reader](ctx). If fn fails on a replica, which may
-// just have gone down, Read has that replica polled at once and calls fn
-// again with the primary, so losing a replica costs a retry rather than a
-// failed request. fn must only read, and may run twice. An error that is
-// sql.ErrNoRows, or that comes after ctx is done, is returned as it is.
-func (db *DB) Read(ctx context.Context, fn func(*sql.DB) error) error {
-	q := db.Reader(ctx)
-	err := fn(q)
-	if err == nil || q == db.primary || errors.Is(err, sql.ErrNoRows) || ctx.Err() != nil {
-		return err
-	}
-	for _, r := range db.replicas {
-		if r.db == q {
-			r.pollSoon()
+// Wrote marks the request as having written successfully, whatever its
+// response status: for a handler that writes to the primary without
+// [DB.Writer] (another pool, an ORM with its own), or that commits and
+// then answers with an error status. The client is pinned as the response
+// starts, and later reads in the same request go to the primary. Call it
+// after the commit and before the response's first byte.
+func (db *DB) Wrote(ctx context.Context) {
+	if st := db.request(ctx); st != nil {
+		st.marked.Store(true)
+		st.wrote.Store(true)
+		if st.sent.Load() {
+			db.reportError(st.r, ErrLateWrite)
 		}
 	}
-	db.retries.Add(1)
-	return fn(db.readPrimary(db.request(ctx)))
+}
+
+// reportError hands err to the ErrorHandler with a ResponseWriter that
+// discards everything: the response has been chosen already.
+func (db *DB) reportError(r *http.Request, err error) {
+	h := db.errorHandler
+	if h == nil {
+		h = defaultErrorHandler
+	}
+	h(discard{}, r, err)
 }
 
 // usable reports whether a replica in state s may serve reads at all,
@@ -398,70 +472,67 @@ func lag(s, ps *nodeState) uint64 {
 	return ps.pos.Offset - s.pos.Offset
 }
 
-// passed reports whether every replica has replayed past p, judged by the
-// last position each reported (also while it is down: when it comes back it
-// has not gone backwards). A replica never heard from keeps the pin.
+// passed reports whether every replica has replayed past p, so its cookie
+// can go. A pin with an unknown position, or with no replicas, never
+// passes: it lasts until it expires.
 func (db *DB) passed(p pin) bool {
-	if p.unknown || len(db.replicas) == 0 {
-		return false
-	}
-	for _, r := range db.replicas {
-		s := r.state.Load()
-		if !s.known || !s.pos.Covers(p.pos) {
-			return false
-		}
-	}
-	return true
+	return !p.unknown && len(db.replicas) > 0 && db.Replayed(p.pos)
 }
 
 // Stats is a snapshot of a DB's routing counters and its servers' health.
+// It encodes to JSON (and expvar) as it is.
 type Stats struct {
-	// PrimaryReads counts [DB.Reader] results that were the primary.
-	PrimaryReads uint64
+	// PrimaryReads counts reads routed to the primary.
+	PrimaryReads uint64 `json:"primary_reads"`
 
 	// Retries counts [DB.Read] calls that failed on a replica and ran
 	// again on the primary.
-	Retries uint64
+	Retries uint64 `json:"retries"`
 
 	// PinsSet counts responses that set or extended a pin.
-	PinsSet uint64
+	PinsSet uint64 `json:"pins_set"`
 
 	// PinsCleared counts pins cleared before they expired because every
 	// replica had replayed past them.
-	PinsCleared uint64
+	PinsCleared uint64 `json:"pins_cleared"`
+
+	// FailedWrites counts requests that called [DB.Writer] but answered
+	// with a failure status (see [Options.Succeeded]), so were not pinned.
+	FailedWrites uint64 `json:"failed_writes"`
 
 	// Primary is the primary's health and last polled position.
-	Primary NodeStats
+	Primary NodeStats `json:"primary"`
 
 	// Replicas holds one entry per replica, in the order given to [New].
-	Replicas []NodeStats
+	Replicas []NodeStats `json:"replicas"`
 }
 
 // NodeStats describes one server as last polled.
 type NodeStats struct {
-	// Name is "primary" or "replica-N", N counting from 1 in the order
-	// given to [New]; the same as in the X-Read-From header.
-	Name string
+	// Name is [Primary] or the replica's name (see [Replica]).
+	Name string `json:"name"`
 
 	// Up reports whether the last poll succeeded and, for a replica,
 	// whether it is on the primary's timeline: whether reads may go to it.
-	Up bool
+	Up bool `json:"up"`
 
-	// Err says why the server is not up; nil when it is.
-	Err error
+	// Err says why the server is not up (the text of the poll's error,
+	// [ErrNotReplica], [ErrNotPrimary] or [ErrTimeline]); "" when it is.
+	Err string `json:"err,omitempty"`
 
-	// Position is the last position polled; the zero Position if none has
-	// been read yet.
-	Position Position
+	// Position is the last position polled: the primary's current
+	// position, or how far a replica has replayed. It is the zero Position
+	// if none has been read yet; a server that is down keeps its last one.
+	Position Position `json:"position"`
 
 	// Lag is how far a replica is behind the primary, in Position offsets
 	// (bytes of WAL for [PostgresLSN]), from the last polls of both; 0 for
 	// the primary and when the two are not comparable.
-	Lag uint64
+	Lag uint64 `json:"lag"`
 
-	// Reads counts [DB.Reader] results that were this replica; 0 for the
-	// primary (see [Stats.PrimaryReads]).
-	Reads uint64
+	// Reads counts reads routed to this replica; 0 for the primary (see
+	// [Stats.PrimaryReads]).
+	Reads uint64 `json:"reads"`
 }
 
 // Stats returns the DB's counters and each server's state.
@@ -472,16 +543,24 @@ func (db *DB) Stats() Stats {
 		Retries:      db.retries.Load(),
 		PinsSet:      db.pinsSet.Load(),
 		PinsCleared:  db.pinsCleared.Load(),
-		Primary:      NodeStats{Name: db.primon.name, Up: ps.up, Err: ps.err, Position: ps.pos},
+		FailedWrites: db.failedWrites.Load(),
+		Primary:      NodeStats{Name: db.primon.name, Up: ps.up, Err: errString(ps.err), Position: ps.pos},
 	}
 	for _, r := range db.replicas {
 		s := r.state.Load()
-		ns := NodeStats{Name: r.name, Up: s.up, Err: s.err, Position: s.pos, Lag: lag(s, ps), Reads: r.reads.Load()}
+		ns := NodeStats{Name: r.name, Up: s.up, Err: errString(s.err), Position: s.pos, Lag: lag(s, ps), Reads: r.reads.Load()}
 		if s.up && ps.known && ps.pos.Timeline != s.pos.Timeline {
 			ns.Up = false
-			ns.Err = fmt.Errorf("%w (replica %d, primary %d)", ErrTimeline, s.pos.Timeline, ps.pos.Timeline)
+			ns.Err = fmt.Sprintf("%v (replica %d, primary %d)", ErrTimeline, s.pos.Timeline, ps.pos.Timeline)
 		}
 		st.Replicas = append(st.Replicas, ns)
 	}
 	return st
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -1,42 +1,79 @@
 // Package replicapin sends reads to database replicas while giving each client
-// read-your-writes consistency: a client that just wrote carries the primary's
-// position in a signed cookie and reads from the primary until a replica has
-// replayed past it, whichever instance serves the next request.
+// read-your-writes consistency: a client that has just written successfully
+// carries the primary's position in a signed cookie and reads from the primary
+// until a replica has replayed past it, whichever instance serves the next
+// request.
 //
-// A [DB] wraps one primary and any number of replicas, all plain *sql.DB
-// values, so it works with database/sql and anything built on it (sqlc,
-// sqlx). Mount [DB.Handler] as middleware; in handlers, read through
-// [DB.Reader] (or [DB.Read], which retries on the primary when a replica
-// fails) and write through [DB.Writer]:
+// A [DB] wraps one primary and any number of named replicas, all plain *sql.DB
+// values (open them with your driver, e.g. pgx: import _
+// "github.com/jackc/pgx/v5/stdlib"), so it works with database/sql and
+// anything built on it. Mount [DB.Handler] as middleware; in handlers, write
+// through [DB.Writer] and read through [DB.Read], which says where it read:
 //
-//	db, err := replicapin.New(primary, []*sql.DB{replica}, replicapin.Options{
+//	db, err := replicapin.New(primary, []replicapin.Replica{{Name: "replica-1", DB: replica}}, replicapin.Options{
 //		Key: sharednothing.DeriveKey(secret, "replicapin"),
 //	})
 //	...
 //	mux.Handle("/", db.Handler(app))
 //
 //	// in a handler:
-//	db.Writer(r.Context()).ExecContext(r.Context(), "UPDATE ...")
-//	db.Reader(r.Context()).QueryRowContext(r.Context(), "SELECT ...")
+//	if _, err := db.Writer(ctx).ExecContext(ctx, "UPDATE ..."); err != nil {
+//		http.Error(w, "not saved", http.StatusServiceUnavailable) // pins nothing
+//		return
+//	}
+//	from, err := db.Read(ctx, func(q *sql.DB) error { return q.QueryRowContext(ctx, "SELECT ...").Scan(&v) })
 //
-// When a request writes (calls Writer, or uses a method such as POST), the
-// middleware reads the primary's position once, as the response starts, and
-// sets the pin cookie. The cookie value is small (51 bytes), signed with
-// HMAC-SHA256, and carries the position, its timeline and an expiry at most
-// MaxPin ahead; there is no shared store, so every app instance with the same
-// key honours it. Reads make no extra round trips: a monitor goroutine per
-// server polls positions every PollInterval, and Reader compares the
-// client's pin with the last polled values in memory. Once every replica has
-// passed a pin, the next response clears the cookie.
+// # Pinning only what succeeded
 //
-// [PostgresLSN] pins by WAL position; [TimeWindow] pins for a fixed time,
-// for databases without positions. Replicas that fail a poll, stop
-// replaying as replicas (promoted) or are on another timeline than the
-// primary are not read from until they recover; with none usable, reads go
-// to the primary. [DB.Stats] reports the routing counts and each server's
-// state for health checks.
+// A request pins its client when it called Writer and its response status is
+// a success (below 400; see [Options.Succeeded]), or when it called
+// [DB.Wrote], the explicit mark for writes made some other way. Only then
+// does the middleware read the primary's position, once, as the response
+// starts. Every other request, a POST that only logs in or a 404 included,
+// costs no round trip, and a write that failed because the primary is down
+// never pins the client's reads to that primary.
+//
+// The cookie value is small (72 bytes), signed with the toolkit's HMAC-SHA256
+// scheme (Key and PreviousKeys rotate as in every package of the toolkit), and
+// carries the position, its timeline and an expiry at most MaxPin ahead;
+// there is no shared store, so every app instance with the same key honours
+// it. Reads make no extra round trips: a monitor goroutine per server polls
+// positions every PollInterval, and reads compare the client's pin with the
+// last polled values in memory. Once every replica has passed a pin, the next
+// response clears the cookie.
+//
+// # Failover
+//
+// Open the primary with a connection string that follows the writable
+// server (for PostgreSQL: every host, and target_session_attrs=read-write).
+// When a replica is promoted, the DB follows it without a restart: pins taken
+// on the old timeline read from the new primary until they expire (no replica
+// can be known to hold them); the promoted node, no longer in recovery, is not
+// read from as a replica ([ErrNotReplica] in [NodeStats.Err]); a replica still
+// on the old timeline is not read from ([ErrTimeline]) until it is re-pointed
+// at the new primary and follows its timeline, and then it serves reads again.
+// Writes acknowledged by the old primary but not replicated before it died
+// are lost with asynchronous replication; pinning cannot bring them back.
+//
+// # Positions for other packages
+//
+// [DB.PrimaryPosition] reads the primary's position after a write, to send
+// with a message to other instances; [DB.ReadAt] runs a read that must see
+// everything up to such a position (a cache refill); [DB.Replayed] says when
+// every replica has replayed it; [Position] has a text form
+// ([ParsePosition]). [PostgresLSN] pins by WAL position; [TimeWindow] pins
+// for a fixed time, for databases without positions.
+//
+// # Composition
+//
+// The middleware registers the pin cookie with the toolkit's per-request
+// state and marks a request with a valid pin as one the response cache must
+// read through, so a pinned client never gets a cached page from before its
+// write, in whatever order the middlewares are mounted.
 //
 // The pin covers writes made before the response headers go out. A handler
 // that writes after starting its response (say, while streaming) is not
-// pinned to those writes; [Options.ErrorHandler] hears of it.
+// pinned to those writes; [Options.ErrorHandler] hears of it
+// ([ErrLateWrite]). [DB.Stats] reports the routing counts and each server's
+// state for health checks and metrics; it encodes to JSON as it is.
 package replicapin

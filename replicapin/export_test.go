@@ -29,15 +29,6 @@ func (db *DB) PollNow(ctx context.Context) error {
 	return nil
 }
 
-// SetClock replaces the clock db uses for pin expiry. Call it before
-// serving requests.
-func (db *DB) SetClock(now func() time.Time) { db.now = now }
-
-// NewTimeWindow is TimeWindow with a clock.
-func NewTimeWindow(d time.Duration, now func() time.Time) Positions {
-	return timeWindow{d: d, now: now}
-}
-
 // Pin is a pin cookie's content, for tests that forge or inspect cookies.
 type Pin struct {
 	Pos     Position
@@ -47,7 +38,10 @@ type Pin struct {
 
 // SealPin seals p as the value of a pin cookie called name, with key.
 func SealPin(key []byte, name string, p Pin) string {
-	s := newSealer(name, key)
+	s, err := newSealer(name, key)
+	if err != nil {
+		panic(err)
+	}
 	return s.seal(pin{pos: p.Pos, unknown: p.Unknown, expires: p.Expires.UnixMilli()})
 }
 

@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +27,31 @@ import (
 // in t.Cleanup.
 var cluster *pgtest.Cluster
 
-func TestMain(m *testing.M) { pgtest.Run(m, 1, &cluster) }
+// pgExamples are the Examples that run against the test cluster. Examples
+// cannot skip themselves, so without PostgreSQL, outside CI, TestMain
+// leaves them out; with CI=true a missing PostgreSQL fails the run.
+const pgExamples = "^(Example|ExampleDB_ReadAt)$"
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if pgtest.Available() != nil && os.Getenv("CI") != "true" {
+		skip := pgExamples
+		if s := flag.Lookup("test.skip").Value.String(); s != "" {
+			skip = s + "|" + skip
+		}
+		flag.Set("test.skip", skip)
+	}
+	pgtest.Run(m, 1, &cluster)
+}
+
+// replicas names dbs "replica-1", "replica-2", … as New would.
+func replicas(dbs ...*sql.DB) []replicapin.Replica {
+	var rs []replicapin.Replica
+	for _, db := range dbs {
+		rs = append(rs, replicapin.Replica{DB: db})
+	}
+	return rs
+}
 
 var testKey = sharednothing.DeriveKey([]byte(strings.Repeat("s", 32)), "replicapin")
 
@@ -51,14 +77,14 @@ func pgDBs(t *testing.T) (c *pgtest.Cluster, primary, replica *sql.DB) {
 
 // newDB is replicapin.New that fails the test on error and closes the DB at
 // the end of it.
-func newDB(t testing.TB, primary *sql.DB, replicas []*sql.DB, opts replicapin.Options) *replicapin.DB {
+func newDB(t testing.TB, primary *sql.DB, reps []replicapin.Replica, opts replicapin.Options) *replicapin.DB {
 	t.Helper()
 	if opts.Key == nil {
 		opts.Key = testKey
 	}
 	opts.Cookie.Insecure = true // httptest serves plain HTTP
 	opts.DebugHeader = true
-	db, err := replicapin.New(primary, replicas, opts)
+	db, err := replicapin.New(primary, reps, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +126,8 @@ func waitReplayed(t *testing.T, c *pgtest.Cluster) {
 }
 
 // kvApp is a tiny app over table: POST /kv?k=K&v=V writes through Writer,
-// GET /kv?k=K reads through Read and answers with the value.
+// GET /kv?k=K reads through Read and answers with the value. A write that
+// fails answers 503, so it does not pin.
 func kvApp(db *replicapin.DB, table string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /kv", func(w http.ResponseWriter, r *http.Request) {
@@ -117,7 +144,7 @@ func kvApp(db *replicapin.DB, table string) http.Handler {
 	mux.HandleFunc("GET /kv", func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		var v string
-		err := db.Read(ctx, func(q *sql.DB) error {
+		_, err := db.Read(ctx, func(q *sql.DB) error {
 			return q.QueryRowContext(ctx, `SELECT v FROM `+table+` WHERE k = $1`, r.FormValue("k")).Scan(&v)
 		})
 		switch {
@@ -202,7 +229,7 @@ type errorLog struct {
 	errs []error
 }
 
-func (l *errorLog) handle(_ *http.Request, err error) {
+func (l *errorLog) handle(_ http.ResponseWriter, _ *http.Request, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.errs = append(l.errs, err)

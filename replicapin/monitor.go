@@ -44,20 +44,21 @@ func (n *node) pollSoon() {
 	}
 }
 
-// monitor polls n every interval, and whenever poked, until db is closed.
-func (db *DB) monitor(n *node) {
+// monitor polls n every interval, and whenever poked, until ctx is
+// cancelled (by Close).
+func (db *DB) monitor(ctx context.Context, n *node) {
 	defer db.wg.Done()
 	t := time.NewTicker(db.interval)
 	defer t.Stop()
-	db.poll(n)
+	db.poll(ctx, n)
 	for {
 		select {
-		case <-db.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
-			db.poll(n)
+			db.poll(ctx, n)
 		case done := <-n.poke:
-			db.poll(n)
+			db.poll(ctx, n)
 			if done != nil {
 				close(done)
 			}
@@ -68,11 +69,11 @@ func (db *DB) monitor(n *node) {
 // poll reads n's position once and records the result. A failed poll keeps
 // the last known position: positions only grow, so it is still a lower
 // bound for when the node comes back.
-func (db *DB) poll(n *node) {
-	ctx, cancel := context.WithTimeout(db.ctx, db.timeout)
-	pos, err := n.read(ctx, n.db)
+func (db *DB) poll(ctx context.Context, n *node) {
+	pctx, cancel := context.WithTimeout(ctx, db.timeout)
+	pos, err := n.read(pctx, n.db)
 	cancel()
-	if db.ctx.Err() != nil {
+	if ctx.Err() != nil {
 		return // closing: keep the last state rather than record "canceled"
 	}
 	s := &nodeState{pos: pos, known: true, up: true}

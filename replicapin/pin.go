@@ -1,13 +1,11 @@
 package replicapin
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
-	"hash"
-	"sync"
+
+	"github.com/sharednothing/sharednothing/internal/sign"
 )
 
 // pin is what a client carries after a write: the primary's position when
@@ -40,57 +38,35 @@ func merge(old, cur pin) pin {
 
 // The sealed cookie value is base64url (no padding) of
 //
-//	version(1) flags(1) timeline(4) offset(8) expires(8) mac(16)
+//	version(1) flags(1) timeline(4) offset(8) expires(8) mac(32)
 //
-// where mac is HMAC-SHA256 over the cookie name, a zero byte and the first
-// 22 bytes, truncated to 128 bits. It is signed, not encrypted: a position
-// is no secret, but it must not be forgeable, or a client could pin itself
-// to the primary forever or unpin itself early.
+// where mac is the [sign.Signer] MAC over the cookie name and the first 22
+// bytes. It is signed, not encrypted: a position is no secret, but it must
+// not be forgeable, or a client could pin itself to the primary forever or
+// unpin itself early.
 const (
 	pinVersion  = 1
 	flagUnknown = 1
 	payloadLen  = 1 + 1 + 4 + 8 + 8
-	macLen      = 16
+	macLen      = sign.Size
 )
 
-// sealedLen is the length of every valid cookie value (51 characters).
+// sealedLen is the length of every valid cookie value (72 characters).
 var sealedLen = base64.RawURLEncoding.EncodedLen(payloadLen + macLen)
 
 var errBadPin = errors.New("replicapin: invalid pin cookie")
 
-// sealer signs pin cookies with its first key and accepts those signed
-// with any of its keys, for one cookie name.
+// sealer signs and checks the pin cookies of one cookie name.
 type sealer struct {
-	prefix []byte       // the cookie name and a zero byte, MACed first
-	macs   []*sync.Pool // of *macState, one per key, newest first
+	name   []byte
+	signer *sign.Signer
 }
 
-// macState is a keyed HMAC and buffers it can write from and to without
-// making its callers' arrays escape to the heap.
-type macState struct {
-	h   hash.Hash
-	in  [payloadLen]byte
-	out [sha256.Size]byte
-}
-
-func newSealer(name string, keys ...[]byte) *sealer {
-	s := &sealer{prefix: append([]byte(name), 0)}
-	for _, key := range keys {
-		key = append([]byte(nil), key...)
-		s.macs = append(s.macs, &sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, key)} }})
-	}
-	return s
-}
-
-// mac writes the MAC of payload under key k to dst.
-func (s *sealer) mac(k int, dst, payload []byte) {
-	m := s.macs[k].Get().(*macState)
-	copy(m.in[:], payload)
-	m.h.Reset()
-	m.h.Write(s.prefix)
-	m.h.Write(m.in[:])
-	copy(dst, m.h.Sum(m.out[:0]))
-	s.macs[k].Put(m)
+// newSealer returns the sealer for the cookie called name; its errors
+// name [New], which reports them.
+func newSealer(name string, key []byte, previous ...[]byte) (sealer, error) {
+	signer, err := sign.New("replicapin: New", "replicapin pin", key, previous...)
+	return sealer{name: []byte(name), signer: signer}, err
 }
 
 // seal returns p as a cookie value.
@@ -103,7 +79,8 @@ func (s *sealer) seal(p pin) string {
 	binary.BigEndian.PutUint32(b[2:], p.pos.Timeline)
 	binary.BigEndian.PutUint64(b[6:], p.pos.Offset)
 	binary.BigEndian.PutUint64(b[14:], uint64(p.expires))
-	s.mac(0, b[payloadLen:], b[:payloadLen])
+	s.signer.Sum(b[:payloadLen], s.name, b[:payloadLen]) // appends the MAC in place
+
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
@@ -118,7 +95,7 @@ func (s *sealer) open(v string, now, maxExpires int64) (pin, error) {
 	if n, err := base64.RawURLEncoding.Decode(b[:], []byte(v)); err != nil || n != len(b) {
 		return pin{}, errBadPin
 	}
-	if !s.verify(b[:payloadLen], b[payloadLen:]) {
+	if ok, _ := s.signer.Verify(b[payloadLen:], s.name, b[:payloadLen]); !ok {
 		return pin{}, errBadPin
 	}
 	if b[0] != pinVersion || b[1]&^flagUnknown != 0 {
@@ -137,16 +114,4 @@ func (s *sealer) open(v string, now, maxExpires int64) (pin, error) {
 	}
 	p.expires = min(p.expires, maxExpires)
 	return p, nil
-}
-
-// verify reports whether mac is payload's MAC under one of the keys.
-func (s *sealer) verify(payload, mac []byte) bool {
-	var want [macLen]byte
-	for k := range s.macs {
-		s.mac(k, want[:], payload)
-		if hmac.Equal(mac, want[:]) {
-			return true
-		}
-	}
-	return false
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -36,16 +37,51 @@ type Position struct {
 	Offset uint64
 }
 
-// Covers reports whether a replica that has replayed up to p shows
-// everything the primary had committed at pin: both are on the same timeline
-// and p.Offset is at least pin.Offset.
-func (p Position) Covers(pin Position) bool {
-	return p.Timeline == pin.Timeline && p.Offset >= pin.Offset
+// Covers reports whether a server that has replayed up to p shows
+// everything the primary had committed at q: both are on the same timeline
+// and p.Offset is at least q.Offset. A position on another timeline never
+// covers q, in either direction: after a failover, a pin taken on the old
+// primary is served by the new primary until it expires.
+func (p Position) Covers(q Position) bool {
+	return p.Timeline == q.Timeline && p.Offset >= q.Offset
 }
 
-// String formats p like a PostgreSQL LSN with its timeline, "0/3000060@1".
+// String formats p like a PostgreSQL LSN followed by its timeline,
+// "0/3000060@1". [ParsePosition] reads it back.
 func (p Position) String() string {
 	return fmt.Sprintf("%X/%X@%d", p.Offset>>32, uint32(p.Offset), p.Timeline)
+}
+
+// MarshalText encodes p as [Position.String] does, so that Stats and
+// messages carrying positions encode them readably in JSON.
+func (p Position) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText decodes the form [Position.MarshalText] writes.
+func (p *Position) UnmarshalText(b []byte) error {
+	q, err := ParsePosition(string(b))
+	if err != nil {
+		return err
+	}
+	*p = q
+	return nil
+}
+
+// ParsePosition parses the form [Position.String] writes: an LSN, "@" and a
+// decimal timeline, as in "16/B374D848@2".
+func ParsePosition(s string) (Position, error) {
+	lsn, tl, ok := strings.Cut(s, "@")
+	if !ok || tl == "" || len(tl) > 10 || strings.TrimLeft(tl, "0123456789") != "" {
+		return Position{}, fmt.Errorf("replicapin: invalid position %q", s)
+	}
+	t, err := strconv.ParseUint(tl, 10, 32)
+	if err != nil {
+		return Position{}, fmt.Errorf("replicapin: invalid position %q", s)
+	}
+	off, err := parseLSN(lsn)
+	if err != nil {
+		return Position{}, fmt.Errorf("replicapin: invalid position %q", s)
+	}
+	return Position{Timeline: uint32(t), Offset: off}, nil
 }
 
 // Positions reads positions from the primary and the replicas; it defines
@@ -188,16 +224,13 @@ func TimeWindow(d time.Duration) Positions {
 	if d <= 0 {
 		panic("replicapin: TimeWindow: window must be positive")
 	}
-	return timeWindow{d: d, now: time.Now}
+	return timeWindow{d: d}
 }
 
-type timeWindow struct {
-	d   time.Duration
-	now func() time.Time
-}
+type timeWindow struct{ d time.Duration }
 
 func (w timeWindow) Primary(ctx context.Context, _ *sql.DB) (Position, error) {
-	return Position{Offset: uint64(w.now().UnixNano())}, nil
+	return Position{Offset: uint64(time.Now().UnixNano())}, nil
 }
 
 func (w timeWindow) Replica(ctx context.Context, db *sql.DB) (Position, error) {
@@ -205,5 +238,5 @@ func (w timeWindow) Replica(ctx context.Context, db *sql.DB) (Position, error) {
 	if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		return Position{}, err
 	}
-	return Position{Offset: uint64(w.now().Add(-w.d).UnixNano())}, nil
+	return Position{Offset: uint64(time.Now().Add(-w.d).UnixNano())}, nil
 }

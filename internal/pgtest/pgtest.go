@@ -342,7 +342,13 @@ func (n *Node) SetApplyDelay(ctx context.Context, d time.Duration) error {
 // WaitReplayed waits until the replica has replayed the primary's current
 // WAL position.
 func (c *Cluster) WaitReplayed(ctx context.Context, r *Node) error {
-	p, err := c.Primary.Open()
+	return r.WaitReplayed(ctx, c.Primary)
+}
+
+// WaitReplayed waits until replica n has replayed primary's current WAL
+// position; after a failover, primary is the promoted node.
+func (n *Node) WaitReplayed(ctx context.Context, primary *Node) error {
+	p, err := primary.Open()
 	if err != nil {
 		return err
 	}
@@ -351,7 +357,7 @@ func (c *Cluster) WaitReplayed(ctx context.Context, r *Node) error {
 	if err := p.QueryRowContext(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
 		return err
 	}
-	db, err := r.Open()
+	db, err := n.Open()
 	if err != nil {
 		return err
 	}
@@ -366,10 +372,56 @@ func (c *Cluster) WaitReplayed(ctx context.Context, r *Node) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("pgtest: %s did not replay %s: %w", r.Name, lsn, ctx.Err())
+			return fmt.Errorf("pgtest: %s did not replay %s: %w", n.Name, lsn, ctx.Err())
 		case <-tick.C:
 		}
 	}
+}
+
+// Promote turns a replica into a primary (pg_promote) and waits until it
+// accepts writes. Its timeline goes up by one. The [Cluster] fields keep
+// their names: after a promotion, c.Primary is the old primary.
+func (n *Node) Promote(ctx context.Context) error {
+	db, err := n.Open()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var ok bool
+	if err := db.QueryRowContext(ctx, "SELECT pg_promote(true, 60)").Scan(&ok); err != nil {
+		return fmt.Errorf("pgtest: promote %s: %w", n.Name, err)
+	}
+	if !ok {
+		return fmt.Errorf("pgtest: promote %s: not promoted within 60 s", n.Name)
+	}
+	return nil
+}
+
+// Follow re-points a replica at another primary (after a failover, the
+// promoted node): it sets primary_conninfo and reloads, and the replica
+// then follows the new primary's latest timeline. It does not wait; see
+// [Node.WaitReplayed].
+func (n *Node) Follow(ctx context.Context, primary *Node) error {
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres application_name=%s", primary.Port, n.Name)
+	if err := n.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET primary_conninfo = '%s'", conninfo)); err != nil {
+		return err
+	}
+	return n.Exec(ctx, "SELECT pg_reload_conf()")
+}
+
+// Kill stops the server at once, as a crash would (SIGQUIT: immediate
+// shutdown, no checkpoint). Killing a stopped node does nothing.
+func (n *Node) Kill() { n.kill() }
+
+// MultiHostDSN returns a connection string listing nodes in order with
+// target_session_attrs=read-write, which connects to the first of them
+// that accepts writes: a pool opened with it follows a promotion.
+func MultiHostDSN(nodes ...*Node) string {
+	hosts := make([]string, len(nodes))
+	for i, n := range nodes {
+		hosts[i] = fmt.Sprintf("127.0.0.1:%d", n.Port)
+	}
+	return "postgres://postgres@" + strings.Join(hosts, ",") + "/postgres?sslmode=disable&target_session_attrs=read-write&connect_timeout=2"
 }
 
 // Run is a TestMain helper: it starts a cluster of a primary and n replicas,

@@ -117,9 +117,9 @@ func app(b *testing.B, primary, replica *sql.DB, positions replicapin.Positions)
 	}
 	if positions != nil {
 		var err error
-		db, err = replicapin.New(primary, []*sql.DB{replica}, replicapin.Options{
+		db, err = replicapin.New(primary, []replicapin.Replica{{DB: replica}}, replicapin.Options{
 			Key:         sharednothing.DeriveKey([]byte(strings.Repeat("s", 32)), "replicapin"),
-			Cookie:      replicapin.CookieOptions{Insecure: true},
+			Cookie:      sharednothing.Cookie{Insecure: true},
 			Positions:   positions,
 			DebugHeader: true,
 		})
