@@ -114,8 +114,11 @@ func NewPages(b *Bus, name string, rc PageCache) (*Pages, error) {
 	return &Pages{bus: b, reg: r}, nil
 }
 
-// URL returns the Item that purges a URL, in the form the response cache's
-// Purge takes. Refills of every URL with the same path read at the
+// URL returns the Item that purges an absolute URL, such as
+// "https://example.com/photos/7", in the form the response cache's Purge
+// takes (with localcache, the scheme is ignored unless SchemeInKey is set);
+// Send and SendTx reject a URL without a host with [ErrBadURL]. Refills of
+// every URL with the same path, whatever its host or query, read at the
 // write's position.
 func (p *Pages) URL(url string) Item { return Item{op: 'u', cache: p.reg.name, arg: url} }
 

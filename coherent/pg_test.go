@@ -2,13 +2,16 @@ package coherent_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sharednothing/sharednothing/coherent"
+	"github.com/sharednothing/sharednothing/internal/reqstate"
 )
 
 // A Send on A drops the key from B's and C's caches, and their next load
@@ -211,5 +214,69 @@ func pgtestNeed(t *testing.T) {
 	t.Helper()
 	if cluster == nil {
 		newInstance(t, "probe", config{}) // skips, or fails under CI
+	}
+}
+
+// A request whose client is pinned (replicapin marks it through
+// reqstate) reads through the typed cache and stores what it read; so
+// does a request after it sent an invalidation.
+func TestPinnedRequestReadsThrough(t *testing.T) {
+	b := newInstance(t, "b", config{})
+	write(t, "p1", "old")
+	replicated(t)
+	ctx := context.Background()
+	if v, _ := b.get(ctx, "p1"); v != "old" {
+		t.Fatalf("got %q, want old", v)
+	}
+	write(t, "p1", "new") // no Send: b's entry is now stale
+	replicated(t)
+	if v, _ := b.get(ctx, "p1"); v != "old" {
+		t.Fatalf("unpinned: got %q, want the cached old", v)
+	}
+	r, st := reqstate.Ensure(httptest.NewRequest("GET", "/", nil))
+	st.Bypass()
+	if v, _ := b.get(r.Context(), "p1"); v != "new" {
+		t.Errorf("pinned: got %q, want new", v)
+	}
+	if v, _ := b.cached("p1"); v != "new" {
+		t.Errorf("after the pinned read the cache holds %q, want new", v)
+	}
+
+	write(t, "p1", "newer")
+	replicated(t)
+	r, _ = reqstate.Ensure(httptest.NewRequest("POST", "/", nil))
+	if err := b.bus.Send(r.Context(), b.users.Key("unrelated")); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := b.get(r.Context(), "p1"); v != "newer" {
+		t.Errorf("after Send in the same request: got %q, want newer", v)
+	}
+}
+
+func TestOptionsValidation(t *testing.T) {
+	dial := func(context.Context) (coherent.Listener, error) { return nil, errStop }
+	db := &sql.DB{}
+	tests := []struct {
+		name string
+		opts coherent.Options
+		want string
+	}{
+		{"no dial", coherent.Options{DB: db}, "coherent: New: Options.Dial is required"},
+		{"no db", coherent.Options{Dial: dial}, "coherent: New: Options.DB is required"},
+		{"negative", coherent.Options{Dial: dial, DB: db, Heartbeat: -1}, "coherent: New: Options.Heartbeat must not be negative"},
+		{"negative marks", coherent.Options{Dial: dial, DB: db, MaxMarks: -1}, "coherent: New: Options.MaxMarks must not be negative"},
+		{"bad channel", coherent.Options{Dial: dial, DB: db, Channel: "Bad-Name"}, `coherent: New: Options.Channel "Bad-Name" must be 1 to 63 lower-case letters, digits or underscores`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bus, err := coherent.New(tt.opts)
+			if err == nil {
+				bus.Close()
+				t.Fatalf("got no error, want %q", tt.want)
+			}
+			if err.Error() != tt.want {
+				t.Errorf("got %q, want %q", err, tt.want)
+			}
+		})
 	}
 }

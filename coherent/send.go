@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -15,6 +16,22 @@ var (
 	errEmptyName = errors.New("coherent: cache name must not be empty")
 	errDuplicate = errors.New("coherent: a cache with this name is already registered")
 )
+
+// ErrBadURL is returned by Send and SendTx for a [Pages.URL] item that is
+// not an absolute URL: the response cache could not purge it.
+var ErrBadURL = errors.New("coherent: Pages.URL needs an absolute URL, like https://example.com/path")
+
+// check rejects items no instance could apply.
+func check(items []Item) error {
+	for _, it := range items {
+		if it.op == 'u' {
+			if u, err := url.Parse(it.arg); err != nil || u.Host == "" {
+				return ErrBadURL
+			}
+		}
+	}
+	return nil
+}
 
 // Execer runs a statement; *sql.Tx, *sql.Conn and *sql.DB implement it.
 type Execer interface {
@@ -38,6 +55,9 @@ type Execer interface {
 func (b *Bus) Send(ctx context.Context, items ...Item) error {
 	if len(items) == 0 {
 		return nil
+	}
+	if err := check(items); err != nil {
+		return err
 	}
 	bypass(ctx)
 	pos, err := b.send(ctx, items)
@@ -65,6 +85,9 @@ func (b *Bus) Send(ctx context.Context, items ...Item) error {
 func (b *Bus) SendTx(ctx context.Context, tx Execer, items ...Item) error {
 	if len(items) == 0 {
 		return nil
+	}
+	if err := check(items); err != nil {
+		return err
 	}
 	bypass(ctx)
 	bodies := bodies(items)
