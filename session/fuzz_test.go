@@ -2,9 +2,11 @@ package session
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -56,6 +58,16 @@ func FuzzOpen(f *testing.F) {
 			}
 			if sc := rec.Result().Header.Get("Set-Cookie"); sc != "" && rec.Body.Len() == 0 {
 				t.Fatalf("read-only request on an empty session sent Set-Cookie %q", sc)
+			}
+			// The same bytes as a header-carried token (Load).
+			_, token, _ := strings.Cut(header, "=")
+			ctx, err := m.Load(context.Background(), token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = m.Keys(ctx)
+			if m.Status(ctx) == Destroyed {
+				t.Fatal("a loaded token is Destroyed")
 			}
 		})
 	})
