@@ -11,6 +11,7 @@ import (
 // TypedCache is what a [Cache] needs of a typed cache with string keys;
 // *localcache.Cache[string, V] implements it.
 type TypedCache[V any] interface {
+	Get(key string) (V, bool)
 	GetOrLoad(ctx context.Context, key string, loader func(ctx context.Context, key string) (V, error)) (V, error)
 	Set(key string, value V)
 	Delete(key string) bool
@@ -69,6 +70,9 @@ func (c *Cache[V]) GetOrLoad(ctx context.Context, key string, loader func(ctx co
 			c.cache.Set(key, v)
 		}
 		return v, err
+	}
+	if v, ok := c.cache.Get(key); ok {
+		return v, nil // no closure to allocate on a hit
 	}
 	return c.cache.GetOrLoad(ctx, key, func(ctx context.Context, key string) (V, error) {
 		return loader(c.bus.atLeast(ctx, c.reg, key), key)
