@@ -256,7 +256,10 @@ func (db *DB) Close() error {
 	return nil
 }
 
-type usePrimaryKey struct{}
+type (
+	usePrimaryKey struct{}
+	atLeastKey    struct{}
+)
 
 // UsePrimary returns a copy of ctx in which [DB.Reader] and [DB.Read]
 // use the primary, for reads that must see the latest data whatever the
@@ -265,10 +268,23 @@ func UsePrimary(ctx context.Context) context.Context {
 	return context.WithValue(ctx, usePrimaryKey{}, true)
 }
 
+// AtLeast returns a copy of ctx in which [DB.Reader] and [DB.Read] go to a
+// replica that has replayed p (as well as the client's pin), or else to the
+// primary: for a read that must see a given write, such as a cache refill
+// after another instance announced a change at p (see
+// [DB.PrimaryPosition]). Nested calls keep the furthest position.
+func AtLeast(ctx context.Context, p Position) context.Context {
+	if q, ok := ctx.Value(atLeastKey{}).(Position); ok {
+		p = furthest(q, p)
+	}
+	return context.WithValue(ctx, atLeastKey{}, p)
+}
+
 // Reader returns where a read for ctx should go: a replica that has
-// replayed past the client's pin (round-robin among those that have), or
-// the primary when none has, when the request has written (see
-// [DB.Writer]), or when ctx comes from [UsePrimary]. It makes no round
+// replayed past the client's pin and the position of [AtLeast], if any
+// (round-robin among those that have), or the primary when none has, when
+// the request has written (see [DB.Writer]), or when ctx comes from
+// [UsePrimary]. It makes no round
 // trip: it compares the pin with the positions last polled, which only
 // understate how far a replica is.
 //
@@ -276,7 +292,7 @@ func UsePrimary(ctx context.Context) context.Context {
 // caller as unpinned. Prefer [DB.Read], which also survives a replica
 // going down and says where it read.
 func (db *DB) Reader(ctx context.Context) *sql.DB {
-	n := db.choose(ctx, Position{})
+	n := db.choose(ctx)
 	if n == nil {
 		return db.primary
 	}
@@ -284,7 +300,7 @@ func (db *DB) Reader(ctx context.Context) *sql.DB {
 }
 
 // ReadFrom returns the name of the server that the request's last read
-// through [DB.Reader], [DB.Read] or [DB.ReadAt] went to: [Primary] or a
+// through [DB.Reader] or [DB.Read] went to: [Primary] or a
 // replica's name; "" when the request has not read, or ctx does not come
 // from a request served by [DB.Handler].
 func (db *DB) ReadFrom(ctx context.Context) string {
@@ -303,16 +319,7 @@ func (db *DB) ReadFrom(ctx context.Context) string {
 // run twice. An error that is sql.ErrNoRows, or that comes after ctx is
 // done, is returned as it is.
 func (db *DB) Read(ctx context.Context, fn func(*sql.DB) error) (from string, err error) {
-	return db.ReadAt(ctx, Position{}, fn)
-}
-
-// ReadAt is [DB.Read] for a read that must also see everything the primary
-// had committed at position at (from [DB.PrimaryPosition], or carried by a
-// message from another instance): it uses a replica that has replayed at
-// as well as the client's pin, or else the primary. The zero Position
-// asks for nothing beyond the pin.
-func (db *DB) ReadAt(ctx context.Context, at Position, fn func(*sql.DB) error) (from string, err error) {
-	n := db.choose(ctx, at)
+	n := db.choose(ctx)
 	if n == nil {
 		return Primary, fn(db.primary)
 	}
@@ -328,8 +335,8 @@ func (db *DB) ReadAt(ctx context.Context, at Position, fn func(*sql.DB) error) (
 
 // PrimaryPosition reads the primary's current position: one round trip,
 // bounded by ctx. Called after a transaction has committed, the position is
-// at or past its end, so a server that covers it (see [DB.ReadAt])
-// shows that transaction. It is what a message announcing a write to other
+// at or past its end, so a server that covers it (see [AtLeast]) shows
+// that transaction. It is what a message announcing a write to other
 // instances should carry.
 func (db *DB) PrimaryPosition(ctx context.Context) (Position, error) {
 	return db.positions.Primary(ctx, db.primary)
@@ -350,9 +357,9 @@ func (db *DB) Replayed(p Position) bool {
 }
 
 // choose picks the replica to read from for ctx, one that has replayed
-// both the client's pin and at (unless at is zero), or returns nil for the
-// primary, and counts the choice.
-func (db *DB) choose(ctx context.Context, at Position) *node {
+// both the client's pin and the position of AtLeast, or returns nil for
+// the primary, and counts the choice.
+func (db *DB) choose(ctx context.Context) *node {
 	st := db.request(ctx)
 	if st != nil && st.wrote.Load() || ctx.Value(usePrimaryKey{}) != nil {
 		db.usePrimary(st)
@@ -366,6 +373,7 @@ func (db *DB) choose(ctx context.Context, at Position) *node {
 		}
 		p = &st.pin.pos
 	}
+	at, hasAt := ctx.Value(atLeastKey{}).(Position)
 	// Round-robin among the replicas that qualify, so that one lagging
 	// replica does not double the load on the next one.
 	ps := db.primon.state.Load()
@@ -373,7 +381,7 @@ func (db *DB) choose(ctx context.Context, at Position) *node {
 	ok := buf[:0]
 	for i, r := range db.replicas {
 		s := r.state.Load()
-		if db.usable(s, ps) && (p == nil || s.pos.Covers(*p)) && (at == Position{} || s.pos.Covers(at)) {
+		if db.usable(s, ps) && (p == nil || s.pos.Covers(*p)) && (!hasAt || s.pos.Covers(at)) {
 			ok = append(ok, i)
 		}
 	}

@@ -58,8 +58,8 @@
 // # Positions for other packages
 //
 // [DB.PrimaryPosition] reads the primary's position after a write, to send
-// with a message to other instances; [DB.ReadAt] runs a read that must see
-// everything up to such a position (a cache refill); [DB.Replayed] says when
+// with a message to other instances; a read in a context from [AtLeast]
+// sees everything up to such a position (for a cache refill); [DB.Replayed] says when
 // every replica has replayed it; [Position] has a text form
 // ([ParsePosition]). [PostgresLSN] pins by WAL position; [TimeWindow] pins
 // for a fixed time, for databases without positions.

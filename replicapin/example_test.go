@@ -101,10 +101,10 @@ func Example() {
 	// GET: hello, replicas (read from the primary)
 }
 
-// ReadAt serves a read that must see a given write, such as a cache refill
-// after another instance announced a change at a position: it uses a
+// AtLeast serves a read that must see a given write, such as a cache refill
+// after another instance announced a change at a position: the read uses a
 // replica only once that replica has replayed the position.
-func ExampleDB_ReadAt() {
+func ExampleAtLeast() {
 	primary, _ := sql.Open(driverName, primaryDSN())
 	replica, _ := sql.Open(driverName, replicaDSN())
 	defer primary.Close()
@@ -129,7 +129,7 @@ func ExampleDB_ReadAt() {
 	}
 
 	var n int
-	_, err = db.ReadAt(ctx, at, func(q *sql.DB) error {
+	_, err = db.Read(replicapin.AtLeast(ctx, at), func(q *sql.DB) error {
 		return q.QueryRowContext(ctx, `SELECT n FROM counters WHERE name = 'visits'`).Scan(&n)
 	})
 	fmt.Println(n, err)

@@ -29,11 +29,17 @@ func merge(old, cur pin) pin {
 	if cur.unknown || old.unknown {
 		return cur
 	}
-	if old.pos.Timeline > cur.pos.Timeline ||
-		old.pos.Timeline == cur.pos.Timeline && old.pos.Offset > cur.pos.Offset {
-		cur.pos = old.pos
-	}
+	cur.pos = furthest(old.pos, cur.pos)
 	return cur
+}
+
+// furthest returns the later of two positions: the one on the later
+// timeline, or with the larger offset on the same one.
+func furthest(p, q Position) Position {
+	if p.Timeline > q.Timeline || p.Timeline == q.Timeline && p.Offset > q.Offset {
+		return p
+	}
+	return q
 }
 
 // The sealed cookie value is base64url (no padding) of

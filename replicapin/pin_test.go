@@ -213,3 +213,57 @@ func BenchmarkPin(b *testing.B) {
 		}
 	})
 }
+
+func TestParsePosition(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Position
+		wantErr bool
+	}{
+		{in: "0/3000060@1", want: Position{Timeline: 1, Offset: 0x3000060}},
+		{in: "16/B374D848@2", want: Position{Timeline: 2, Offset: 0x16_B374D848}},
+		{in: "0/0@0", want: Position{}},
+		{in: "FFFFFFFF/FFFFFFFF@4294967295", want: Position{Timeline: 1<<32 - 1, Offset: 1<<64 - 1}},
+		{in: "0/0@4294967296", wantErr: true},
+		{in: "0/0", wantErr: true},
+		{in: "0/0@", wantErr: true},
+		{in: "@1", wantErr: true},
+		{in: "0/0@+1", wantErr: true},
+		{in: "0/0@-1", wantErr: true},
+		{in: "0/0@1@1", wantErr: true},
+		{in: "0/0@ 1", wantErr: true},
+		{in: "0/0@0x1", wantErr: true},
+		{in: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParsePosition(tt.in)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("ParsePosition(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+			}
+			if err == nil {
+				var u Position
+				if err := u.UnmarshalText([]byte(tt.in)); err != nil || u != tt.want {
+					t.Errorf("UnmarshalText(%q) = %v, %v", tt.in, u, err)
+				}
+			}
+		})
+	}
+}
+
+func FuzzParsePosition(f *testing.F) {
+	for _, s := range []string{"0/3000060@1", "16/B374D848@2", "0/0@", "@", "1/1@99999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePosition(s)
+		if err != nil {
+			return
+		}
+		// A parsed position prints to a form that parses to it again.
+		again, err := ParsePosition(p.String())
+		if err != nil || again != p {
+			t.Fatalf("ParsePosition(%q) = %v; its String %q parses to %v, %v", s, p, p.String(), again, err)
+		}
+	})
+}

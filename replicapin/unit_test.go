@@ -552,20 +552,22 @@ func TestReplicaNames(t *testing.T) {
 	}
 }
 
-// TestReadAt: a read that must see position P goes to a replica that has
+// TestAtLeast: a read that must see position P goes to a replica that has
 // replayed both P and the client's pin, else to the primary.
-func TestReadAt(t *testing.T) {
+func TestAtLeast(t *testing.T) {
 	s := newFake(t, 2, replicapin.Options{})
 	s.pos.setReplica(s.replicas[0], replicapin.Position{Timeline: 1, Offset: 2000}, nil)
 	s.pos.setReplica(s.replicas[1], replicapin.Position{Timeline: 1, Offset: 800}, nil)
 	pollNow(t, s.db)
+	none := replicapin.Position{Timeline: 1 << 31} // no AtLeast
 	tests := []struct {
 		name string
 		pin  string
 		at   replicapin.Position
 		want []string
 	}{
-		{"no minimum", "", replicapin.Position{}, []string{"replica-1", "replica-2"}},
+		{"no minimum", "", none, []string{"replica-1", "replica-2"}},
+		{"the zero position", "", replicapin.Position{}, []string{"primary"}},
 		{"replayed by one", "", replicapin.Position{Timeline: 1, Offset: 1000}, []string{"replica-1"}},
 		{"replayed by none", "", replicapin.Position{Timeline: 1, Offset: 3000}, []string{"primary"}},
 		{"other timeline", "", replicapin.Position{Timeline: 2, Offset: 10}, []string{"primary"}},
@@ -575,7 +577,11 @@ func TestReadAt(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := s.db.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				from, err := s.db.ReadAt(r.Context(), tt.at, func(*sql.DB) error { return nil })
+				ctx := r.Context()
+				if tt.at != none {
+					ctx = replicapin.AtLeast(ctx, tt.at)
+				}
+				from, err := s.db.Read(ctx, func(*sql.DB) error { return nil })
 				if err != nil {
 					t.Error(err)
 				}
@@ -594,6 +600,11 @@ func TestReadAt(t *testing.T) {
 				t.Errorf("reads went to %v, want only %v", seen, tt.want)
 			}
 		})
+	}
+	// Nested calls keep the furthest position.
+	ctx := replicapin.AtLeast(replicapin.AtLeast(context.Background(), replicapin.Position{Timeline: 1, Offset: 2500}), replicapin.Position{Timeline: 1, Offset: 100})
+	if got := s.db.Reader(ctx); got != s.primary {
+		t.Error("AtLeast(AtLeast(ctx, 2500), 100): read not on the primary")
 	}
 	if !s.db.Replayed(replicapin.Position{Timeline: 1, Offset: 800}) || s.db.Replayed(replicapin.Position{Timeline: 1, Offset: 801}) {
 		t.Error("Replayed: want true at 800 (both replicas), false at 801")
