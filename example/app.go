@@ -55,9 +55,9 @@ type app struct {
 	secure bool  // served over HTTPS (-secure-cookies)
 	quota  int64 // photo bytes per user
 
-	primary  *sql.DB // writes go here; see pins.Wrote
+	primary  *sql.DB // the primary pool, for what is not a page's read or write
 	sessions *session.Manager
-	pins     *pins
+	pins     *replicapin.DB // page reads (Read) and writes (Writer)
 	cache    *localcache.ResponseCache
 	thumbs   *thumbnail.Handler
 	logouts  *localcache.Cache[string, int64] // user -> last logout, Unix µs
@@ -307,7 +307,7 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if user := a.sessions.GetString(ctx, "user"); user != "" {
 		now := time.Now()
-		if err := setLoggedOut(ctx, a.primary, user, now); err != nil {
+		if err := setLoggedOut(ctx, a.pins.Writer(ctx), user, now); err != nil {
 			log.Printf("%s %s: %v", r.Method, r.URL.Path, err)
 			a.fail(w, http.StatusServiceUnavailable, "The database is not accepting writes right now, so you are still logged in. Please try again in a moment.")
 			return
@@ -366,7 +366,7 @@ func (a *app) addNote(w http.ResponseWriter, r *http.Request) {
 		a.render(w, http.StatusBadRequest, "notes", p)
 		return
 	}
-	replayed, err := addNote(ctx, a.primary, a.sessions.GetString(ctx, "user"), formKey(r), text)
+	replayed, err := addNote(ctx, a.pins.Writer(ctx), a.sessions.GetString(ctx, "user"), formKey(r), text)
 	if err != nil {
 		a.dbFail(w, r, err)
 		return
@@ -374,7 +374,6 @@ func (a *app) addNote(w http.ResponseWriter, r *http.Request) {
 	if replayed {
 		w.Header().Set(replayHeader, "true")
 	}
-	a.pins.Wrote(ctx)
 	a.sessions.Put(ctx, "flash", "Saved.")
 	http.Redirect(w, r, "/notes", http.StatusSeeOther)
 }
@@ -466,7 +465,7 @@ func (a *app) upload(w http.ResponseWriter, r *http.Request) {
 		title = "photo"
 	}
 	user := a.sessions.GetString(ctx, "user")
-	replayed, err := addPhoto(ctx, a.primary, a.dialect == "postgres", formKey(r),
+	replayed, err := addPhoto(ctx, a.pins.Writer(ctx), a.dialect == "postgres", formKey(r),
 		photo{Owner: user, File: name, Title: title, Width: cfg.Width, Height: cfg.Height, Bytes: hdr.Size}, a.quota)
 	if replayed || err != nil {
 		os.Remove(filepath.Join(a.uploads, name))
@@ -482,7 +481,6 @@ func (a *app) upload(w http.ResponseWriter, r *http.Request) {
 	if replayed {
 		w.Header().Set(replayHeader, "true")
 	}
-	a.pins.Wrote(ctx)
 	a.sessions.Put(ctx, "flash", "Photo uploaded.")
 	http.Redirect(w, r, "/photos", http.StatusSeeOther)
 }

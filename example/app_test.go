@@ -30,7 +30,16 @@ func TestSQLiteFallback(t *testing.T) {
 	if err := os.MkdirAll(uploads, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	c := config{instance: "test-1", secret: strings.Repeat("s", 32), databaseURL: sqliteDSN(filepath.Join(dir, "t.db"))}
+	img := image.NewNRGBA(image.Rect(0, 0, 600, 400))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i)
+	}
+	img.Set(0, 0, color.White)
+	var pngData bytes.Buffer
+	png.Encode(&pngData, img)
+	// Room for two copies of the photo, not three.
+	quota := int64(2*pngData.Len() + 100)
+	c := config{instance: "test-1", secret: strings.Repeat("s", 32), databaseURL: sqliteDSN(filepath.Join(dir, "t.db")), uploadQuota: quota}
 	a, cleanup, err := newApp(context.Background(), c, "sqlite", uploads)
 	if err != nil {
 		t.Fatal(err)
@@ -89,13 +98,6 @@ func TestSQLiteFallback(t *testing.T) {
 		}
 	}
 
-	img := image.NewNRGBA(image.Rect(0, 0, 600, 400))
-	for i := range img.Pix {
-		img.Pix[i] = uint8(i)
-	}
-	img.Set(0, 0, color.White)
-	var pngData bytes.Buffer
-	png.Encode(&pngData, img)
 	if resp, body := upload("tiles.png", pngData.Bytes()); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("upload: got %s, want 303: %.300s", resp.Status, body)
 	}
@@ -124,14 +126,41 @@ func TestSQLiteFallback(t *testing.T) {
 		}
 	}
 
-	// The public page does not know who is asking, so it is cached.
-	for i, want := range []string{"MISS", "HIT"} {
-		resp, body := do("GET", "/", "", nil)
-		if resp.StatusCode != http.StatusOK || strings.Contains(body, "Zoë") || len(resp.Cookies()) > 0 {
-			t.Errorf("GET / #%d: got %s, mentions the user %v, cookies %v; want 200, public, no cookies", i, resp.Status, strings.Contains(body, "Zoë"), resp.Cookies())
+	// A second copy of the photo fits the quota; a third does not, and
+	// says why. A form sent twice with one key is saved once.
+	if resp, body := upload("second.png", pngData.Bytes()); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("second upload within the quota: got %s, want 303: %.300s", resp.Status, body)
+	}
+	if resp, body := upload("third.png", pngData.Bytes()); resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "Your photos would take more than") {
+		t.Errorf("upload beyond the quota: got %s; want 413 saying the quota is reached: %.300s", resp.Status, body)
+	}
+	for i, want := range []string{"", "true"} {
+		resp, _ := form("/notes", url.Values{"text": {"sent twice"}, "key": {"0123456789abcdef0123"}})
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Idempotent-Replayed") != want {
+			t.Errorf("note sent with one key, attempt %d: got %s, Idempotent-Replayed %q; want 303 and %q", i+1, resp.Status, resp.Header.Get("Idempotent-Replayed"), want)
 		}
-		if got := resp.Header.Get("X-Cache"); got != want {
-			t.Errorf("GET / #%d: X-Cache %q, want %q", i, got, want)
+	}
+	if _, body := do("GET", "/notes", "", nil); strings.Count(body, "sent twice") != 1 {
+		t.Errorf("a note sent twice with one key is listed %d times, want once", strings.Count(body, "sent twice"))
+	}
+
+	// The public page does not know who is asking: the logged-in user gets
+	// the public page, and anonymous visitors get it from the cache.
+	if resp, body := do("GET", "/", "", nil); resp.StatusCode != http.StatusOK || strings.Contains(body, "Zoë") {
+		t.Errorf("GET / logged in: got %s, mentions the user %v; want 200, public", resp.Status, strings.Contains(body, "Zoë"))
+	}
+	for i := range 2 {
+		resp, err := http.Get(srv.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || strings.Contains(string(b), "Zoë") || len(resp.Cookies()) > 0 {
+			t.Errorf("anonymous GET / #%d: got %s, mentions the user %v, cookies %v; want 200, public, no cookies", i, resp.Status, strings.Contains(string(b), "Zoë"), resp.Cookies())
+		}
+		if got := resp.Header.Get("X-Cache"); i == 1 && got != "HIT" {
+			t.Errorf("anonymous GET / #%d: X-Cache %q, want HIT", i, got)
 		}
 	}
 	if resp, _ := form("/logout", nil); resp.StatusCode != http.StatusSeeOther {

@@ -3,26 +3,42 @@
 // per-instance response cache for the public home page (localcache),
 // on-demand thumbnails from signed URLs (thumbnail), and reads from a lagging
 // replica with read-your-writes (replicapin). Any number of identical
-// instances can run behind a round-robin load balancer; they share the
-// database, the upload directory and the secret, and nothing else.
+// instances can run behind a load balancer; they share the database, the
+// upload directory and the secret, and nothing else.
 //
 // Run it with no configuration (make demo): it starts a throwaway PostgreSQL
-// primary and a streaming replica that lags by -replica-delay, or, without
-// PostgreSQL installed, uses an embedded SQLite database.
+// primary and a streaming replica that lags by -replica-delay, from the
+// server binaries in -pg-bin (default: the newest /usr/lib/postgresql/*/bin,
+// else initdb on PATH), or, without PostgreSQL, uses an embedded SQLite
+// database; and it makes up a random secret. -h lists the flags; each takes
+// its default from an environment variable:
 //
-// Flags (each with an environment variable as its default):
+//	-addr             listen address (ADDR; default 127.0.0.1:8080)
+//	-database-url     PostgreSQL primary, or sqlite:PATH (DATABASE_URL); list every
+//	                  node with target_session_attrs=read-write to follow a failover
+//	-replica-url      PostgreSQL replica, repeatable (REPLICA_URLS, comma-separated)
+//	-secret           the secret every key is derived from (SECRET; default random)
+//	-accept-secret    another secret still accepted, repeatable (ACCEPT_SECRETS)
+//	-data-dir         where uploads are kept, shared by all instances (DATA_DIR)
+//	-thumb-queue      renders that may wait before 503s (THUMB_QUEUE; default 64)
+//	-upload-quota-mib photo storage per user (UPLOAD_QUOTA_MIB; default 100)
+//	-drain            after SIGTERM, serve while failing /healthz (DRAIN; default 5s)
+//	-secure-cookies   HTTPS: Secure __Host- cookies and HSTS (SECURE_COOKIES=true)
+//	-instance         name in X-Instance and application_name (INSTANCE)
+//	-pg-bin           PostgreSQL server binaries for the demo database (PG_BIN)
+//	-replica-delay    lag of the throwaway replica (REPLICA_DELAY; default 1s)
 //
-//	-addr           listen address (ADDR; default 127.0.0.1:8080)
-//	-database-url   PostgreSQL primary (DATABASE_URL)
-//	-replica-url    PostgreSQL replica, repeatable (REPLICA_URLS, comma-separated)
-//	-secret         the secret every key is derived from (SECRET)
-//	-accept-secret  another secret still accepted, repeatable (ACCEPT_SECRETS)
-//	-data-dir       upload directory shared by all instances (DATA_DIR)
-//	-instance       name sent in X-Instance (INSTANCE)
-//	-replica-delay  lag of the throwaway replica (REPLICA_DELAY; default 1s)
-//	-secure-cookies mark cookies Secure, for HTTPS (SECURE_COOKIES=true)
+// On SIGTERM an instance drains: for -drain it keeps serving, answers
+// /healthz with 503 and closes each connection after its response, so a
+// load balancer stops sending it work and holds no idle connection to it;
+// then it refuses new connections and finishes the requests in flight.
 //
-// Rotating the secret without logging anyone out takes two rolls across
+// Both forms carry an idempotency key, so a form sent twice is saved once.
+// Logging out revokes every session of the user issued before (the
+// session Validate hook against a logouts table). Every page is sent with
+// a Content-Security-Policy that allows no scripts and no framing.
+//
+// Rotating the secret without logging anyone out takes three rolls across
 // the instances: first add the new secret with -accept-secret everywhere,
 // then make it -secret with the old one as -accept-secret; once every
 // instance seals with the new secret, drop the old one.

@@ -4,8 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/http"
 	"time"
+
+	sharednothing "github.com/sharednothing/sharednothing"
 
 	"github.com/sharednothing/sharednothing/localcache"
 	"github.com/sharednothing/sharednothing/replicapin"
@@ -46,42 +47,30 @@ func newCache() (*localcache.ResponseCache, error) {
 	return localcache.NewResponseCache(localcache.ResponseOptions{MaxBytes: 8 << 20})
 }
 
-// pins routes reads and writes through one replicapin.DB and names the
-// server each read came from, for the page footer and the demo.
-type pins struct {
-	db      *replicapin.DB
-	primary *sql.DB
-	names   map[*sql.DB]string // "primary", "replica-1", …
-}
-
 // newPins returns the replica router. Pin cookies are sealed with the
 // current secret's key and accepted under every other accepted secret, so a
 // client that just wrote stays pinned while a secret rotation rolls across
-// the instances. SQLite has no replicas and no WAL positions to read, so
-// there it pins by time, which costs nothing.
-func newPins(primary *sql.DB, replicas []*sql.DB, secrets [][]byte, dialect string, secure bool) (*pins, error) {
-	p := &pins{primary: primary, names: map[*sql.DB]string{primary: "primary"}}
-	for i, r := range replicas {
-		p.names[r] = fmt.Sprintf("replica-%d", i+1)
-	}
+// the instances. A client is pinned only by a request that wrote through
+// Writer and then succeeded (status < 400): a write refused because the
+// primary is down does not tie the client's reads to that primary. SQLite
+// has no replicas and no WAL positions to read, so there it pins by time,
+// which costs nothing.
+func newPins(primary *sql.DB, replicas []*sql.DB, secrets [][]byte, dialect string, secure bool) (*replicapin.DB, error) {
 	keys := derive(secrets, "replicapin")
 	opts := replicapin.Options{
 		Key:          keys[0],
 		PreviousKeys: keys[1:],
-		Cookie:       replicapin.CookieOptions{Insecure: !secure, Name: pinCookie(secure)},
-		// Only Wrote pins a client (see there), not every POST.
-		WriteMethods: []string{},
+		Cookie:       sharednothing.Cookie{Insecure: !secure, Name: pinCookie(secure)},
 		DebugHeader:  true, // X-Read-From: primary|replica-N
 	}
 	if dialect == "sqlite" {
 		opts.Positions = replicapin.TimeWindow(time.Second)
 	}
-	db, err := replicapin.New(primary, replicas, opts)
-	if err != nil {
-		return nil, err
+	rs := make([]replicapin.Replica, len(replicas))
+	for i, r := range replicas {
+		rs[i] = replicapin.Replica{DB: r} // named replica-1, replica-2, …
 	}
-	p.db = db
-	return p, nil
+	return replicapin.New(primary, rs, opts)
 }
 
 // pinCookie names the pin cookie: __Host-pin over HTTPS (see newSessions).
@@ -91,33 +80,6 @@ func pinCookie(secure bool) string {
 	}
 	return "_pin"
 }
-
-// Handler is the replicapin middleware.
-func (p *pins) Handler(next http.Handler) http.Handler { return p.db.Handler(next) }
-
-// Wrote pins the client to the primary's position after the request's
-// successful writes. Handlers write to the primary and call Wrote once the
-// write has succeeded, rather than writing through replicapin's Writer: a
-// write that failed because the primary is down must not pin the client's
-// reads to that primary (replicapin pins to the primary for MaxPin when it
-// cannot read the position), while the replica could serve them.
-func (p *pins) Wrote(ctx context.Context) { p.db.Writer(ctx) }
-
-// Read runs fn on a replica that has caught up with the client's pin, else
-// on the primary (see [replicapin.DB.Read]), and says which.
-func (p *pins) Read(ctx context.Context, fn func(*sql.DB) error) (from string, err error) {
-	err = p.db.Read(ctx, func(db *sql.DB) error {
-		from = p.names[db]
-		return fn(db)
-	})
-	return from, err
-}
-
-// Stats reports the router's view of the servers.
-func (p *pins) Stats() replicapin.Stats { return p.db.Stats() }
-
-// Close stops the router's monitors.
-func (p *pins) Close() { p.db.Close() }
 
 // newThumbs returns the thumbnail handler: URLs are signed with the current
 // secret's key, and URLs signed under any other accepted secret are still

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -37,7 +38,9 @@ func artifactDir(t *testing.T) string {
 
 // TestBrowser uses the app through nginx in headless Chromium as a person
 // would: log in through the form, post a note and see it, upload photos and
-// see their thumbnails rendered, log out. It saves a screenshot of the
+// see their thumbnails rendered, log out. On the way it checks the security
+// headers the browser received, and that a copy of the session cookie taken
+// before the logout is refused after it. It saves a screenshot of the
 // gallery.
 func TestBrowser(t *testing.T) {
 	s := need(t)
@@ -124,6 +127,30 @@ func TestBrowser(t *testing.T) {
 	if text := text("greeting"); !strings.Contains(text, greeting(name)) {
 		t.Fatalf("after logging in the header says %q, want %q", text, greeting(name))
 	}
+	resp, err := chromedp.RunResponse(ctx, chromedp.Navigate(s.URL+"/notes"))
+	if err != nil {
+		t.Fatalf("load /notes: %v", err)
+	}
+	header := func(name string) string {
+		for k, v := range resp.Headers {
+			if strings.EqualFold(k, name) {
+				s, _ := v.(string)
+				return s
+			}
+		}
+		return ""
+	}
+	if csp := header("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("the notes page came with Content-Security-Policy %q, want default-src 'none' and frame-ancestors 'none'", csp)
+	}
+	if xfo := header("X-Frame-Options"); xfo != "DENY" {
+		t.Errorf("the notes page came with X-Frame-Options %q, want DENY", xfo)
+	}
+	// The stylesheet loaded under that policy: the header is dark blue.
+	bg, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('header')).backgroundColor`))
+	if err != nil || bg != "rgb(34, 51, 68)" {
+		t.Errorf("header background %q (%v): the stylesheet did not load under the CSP", bg, err)
+	}
 
 	step("post a note",
 		chromedp.WaitVisible(chromedp.ID("text")),
@@ -175,6 +202,21 @@ func TestBrowser(t *testing.T) {
 	shoot("gallery.png")
 	t.Logf("thumbnail widths %v", widths)
 
+	// What a thief would copy: the session cookie, before the logout.
+	jar, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{s.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stolen *network.Cookie
+	for _, c := range jar.Cookies {
+		if strings.HasSuffix(c.Name, "session") {
+			stolen = c
+		}
+	}
+	if stolen == nil {
+		t.Fatalf("no session cookie in the browser: %v", jar.Cookies)
+	}
+
 	step("log out",
 		chromedp.Click(chromedp.ID("logout")),
 		chromedp.WaitVisible(chromedp.CSS(`a[href="/login"]`)),
@@ -188,5 +230,36 @@ func TestBrowser(t *testing.T) {
 	if greetings != 0 {
 		t.Fatal("still greeted after logging out")
 	}
+
+	// Put the copied cookie back and load /notes: refused (sent to the
+	// login form) on every instance, at the latest once each instance's
+	// 2 s cache of logout times has expired.
+	replayed := func() bool {
+		t.Helper()
+		if _, err := chromedp.Call(ctx, network.SetCookie, network.SetCookieParams{Name: stolen.Name, Value: stolen.Value, URL: s.URL + "/"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx, chromedp.Navigate(s.URL+"/notes"), chromedp.WaitReady(chromedp.CSS("main"))); err != nil {
+			t.Fatal(err)
+		}
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#greeting').length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+	st = time.Now()
+	refusals := 0
+	for refusals < 3 { // three in a row: round-robin reaches every instance
+		if replayed() {
+			refusals = 0
+			if time.Since(st) > 2500*time.Millisecond {
+				t.Fatalf("a session cookie copied before the logout still works %v after it", time.Since(st).Round(time.Millisecond))
+			}
+			continue
+		}
+		refusals++
+	}
+	t.Logf("timing: browser %-24s %v", "replayed cookie refused", time.Since(st).Round(time.Millisecond))
 	t.Logf("timing: browser test total %v", time.Since(start).Round(time.Millisecond))
 }

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/sharednothing/sharednothing"
-	"github.com/sharednothing/sharednothing/example/internal/stack"
 	"github.com/sharednothing/sharednothing/example/internal/pgcluster"
+	"github.com/sharednothing/sharednothing/example/internal/stack"
 	"github.com/sharednothing/sharednothing/thumbnail"
 )
 
@@ -178,17 +178,10 @@ func (su *suite) checkAcked(w *window) {
 		if len(acked) == 0 {
 			continue
 		}
-		have := map[string]int{}
-		rows, err := su.primary.QueryContext(ctx, "SELECT body FROM notes WHERE owner = $1", u.name)
+		have, err := su.notesOf(ctx, u.name)
 		if err != nil {
 			su.t.Fatalf("reading notes from the primary: %v", err)
 		}
-		for rows.Next() {
-			var b string
-			rows.Scan(&b)
-			have[b]++
-		}
-		rows.Close()
 		for _, a := range acked {
 			switch {
 			case have[a] == 0:
@@ -202,6 +195,34 @@ func (su *suite) checkAcked(w *window) {
 		u.mu.Lock()
 		u.acked = u.acked[len(acked):] // checked once: a later window's loss is its own
 		u.mu.Unlock()
+	}
+}
+
+// notesOf counts u's notes on the primary by text, retrying for up to 30 s
+// (ctx) while the primary is busy or just promoted.
+func (su *suite) notesOf(ctx context.Context, owner string) (map[string]int, error) {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		have := map[string]int{}
+		rows, err := su.primary.QueryContext(ctx, "SELECT body FROM notes WHERE owner = $1", owner)
+		if err == nil {
+			for rows.Next() {
+				var b string
+				rows.Scan(&b)
+				have[b]++
+			}
+			err = rows.Err()
+			rows.Close()
+		}
+		if err == nil {
+			return have, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-tick.C:
+		}
 	}
 }
 
@@ -488,7 +509,7 @@ func (su *suite) report() {
 	}
 	su.t.Logf("\n%s", b.String())
 	if path := os.Getenv("RELIABILITY_MD"); path != "" {
-		writeReliability(su.t, path, b.String(), su.windows)
+		writeReliability(su.t, path, b.String(), su.windows, su.lbTable())
 	}
 }
 

@@ -32,12 +32,12 @@ type window struct {
 	// lossAllowed is how many acknowledged writes the window may lose
 	// (asynchronous failover: set to what was measured, reported).
 	lossAllowed int
-	unclean   int // 503s that hung or carried a stack trace
-	postDur   []time.Duration
-	notes     []string
-	noteKinds []string
-	kinds     map[string]int
-	rssPeak   map[string]int64 // instance -> peak VmRSS in bytes
+	unclean     int // 503s that hung or carried a stack trace
+	postDur     []time.Duration
+	notes       []string
+	noteKinds   []string
+	kinds       map[string]int
+	rssPeak     map[string]int64 // instance -> peak VmRSS in bytes
 }
 
 func newWindow(name string) *window {

@@ -13,7 +13,7 @@ import (
 
 // writeReliability writes the measured table, with each window's notes and
 // how to reproduce it, to path (docs/RELIABILITY.md under make faults).
-func writeReliability(t *testing.T, path, table string, windows []*window) {
+func writeReliability(t *testing.T, path, table string, windows []*window, lb string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Reliability: the scaled-out example under faults
 
@@ -47,12 +47,30 @@ unavoidable. Latency is per request as the users saw it, through nginx.
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString(lbIntro)
+	b.WriteString(lb)
+	b.WriteString("\n")
 	b.WriteString(findings)
 	b.WriteString("## Reproduce\n\n```sh\nmake faults   # about three minutes; rewrites this file\n```\n")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Errorf("writing %s: %v", path, err)
 	}
 }
+
+// lbIntro explains the load-balancer table.
+const lbIntro = `## What nginx costs
+
+Before the fault windows, with no other load, the suite fetches a
+logged-in /notes page over keep-alive connections for 2 s at a time: once
+spread directly over the three instances (each connection to one instance,
+as a client-side balancer would: the sum of what the instances serve), and
+once through nginx, alternating, three rounds each; the table shows the
+medians and each round's throughput. Everything shares the same 2 cores, so
+nginx's own CPU comes out of the instances' share: on separate machines it
+would cost less. The configuration is ` + "`stack.NginxConf`" + ` (upstream
+keepalive, one worker, buffered access log), the one the README recommends.
+
+`
 
 // findings is what the suite exposed while it was being built, and what was
 // done about it.

@@ -246,14 +246,14 @@ func (c *Cluster) PrimaryDSN() string {
 	for _, n := range c.Nodes {
 		hosts = append(hosts, fmt.Sprintf("127.0.0.1:%d", n.Port))
 	}
-	return "postgres://postgres@" + strings.Join(hosts, ",") + "/postgres?sslmode=disable&target_session_attrs=read-write&connect_timeout=2"
+	return "postgres://postgres@" + strings.Join(hosts, ",") + "/postgres?sslmode=disable&target_session_attrs=read-write&connect_timeout=5"
 }
 
 // ReplicaDSN connects to n only while it is a standby
 // (target_session_attrs=standby): once promoted, it refuses new replica
 // connections.
 func (n *Node) ReplicaDSN() string {
-	return n.DSN + "&target_session_attrs=standby&connect_timeout=2"
+	return n.DSN + "&target_session_attrs=standby&connect_timeout=5"
 }
 
 // Close stops every server at once and removes the cluster's files. It is
