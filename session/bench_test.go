@@ -123,13 +123,11 @@ type routerKey struct{}
 
 type plainState struct {
 	req http.Request
-	n   int
 }
 
 type ctxState struct {
 	context.Context
 	req http.Request
-	n   int
 }
 
 func (s *ctxState) Value(key any) any {
