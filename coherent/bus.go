@@ -149,9 +149,9 @@ type Bus struct {
 	downSince      time.Time
 	lastErr        string
 
-	sendMu sync.Mutex
-	queue  []*sendReq
-	wake   chan struct{}
+	sendMu  sync.Mutex
+	queue   []*sendReq // Sends waiting for the next statement
+	sending bool       // a Send is sending for the queue
 
 	connected   atomic.Bool
 	connects    atomic.Uint64
@@ -167,8 +167,8 @@ type Bus struct {
 	wg     sync.WaitGroup
 }
 
-// New starts a Bus: a goroutine that keeps a listener connected, one that
-// sends notifications, and one that sends heartbeats and sweeps marks.
+// New starts a Bus: a goroutine that keeps a listener connected, and one
+// that sends heartbeats and sweeps marks.
 // Register the caches right after New: notifications for caches not
 // registered are ignored.
 //
@@ -206,7 +206,6 @@ func New(opts Options) (*Bus, error) {
 		maxMarks:   opts.MaxMarks,
 		onError:    opts.ErrorHandler,
 		regs:       map[string]*reg{},
-		wake:       make(chan struct{}, 1),
 		downSince:  time.Now(),
 	}
 	b.maxSilence = cmp(opts.MaxSilence, 3*b.heartbeat)
@@ -217,9 +216,8 @@ func New(opts Options) (*Bus, error) {
 	rand.Read(id[:])
 	b.id = hex.EncodeToString(id[:])
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	b.wg.Add(3)
+	b.wg.Add(2)
 	go b.listen()
-	go b.sender()
 	go b.beat()
 	return b, nil
 }

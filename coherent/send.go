@@ -125,7 +125,11 @@ type sendReq struct {
 	err   error
 }
 
-// send queues items for the sender goroutine and waits for their batch.
+// send sends items with whatever other Sends are waiting, and returns the
+// position the notification carried. Batching is group commit without a
+// goroutine of its own: a Send that finds no statement in flight sends
+// its items and everything queued meanwhile; one that finds a statement in
+// flight queues its items for the next one.
 func (b *Bus) send(ctx context.Context, items []Item) (Position, error) {
 	req := &sendReq{items: items, done: make(chan struct{})}
 	b.sendMu.Lock()
@@ -134,10 +138,11 @@ func (b *Bus) send(ctx context.Context, items []Item) (Position, error) {
 		return Position{}, ErrClosed
 	}
 	b.queue = append(b.queue, req)
+	lead := !b.sending
+	b.sending = true
 	b.sendMu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
+	if lead {
+		b.drain(req)
 	}
 	select {
 	case <-req.done:
@@ -147,51 +152,61 @@ func (b *Bus) send(ctx context.Context, items []Item) (Position, error) {
 	}
 }
 
-// maxBatch bounds the notifications one statement sends.
-const maxBatch = 64
-
-// sender sends what Send calls queued, everything queued in one statement
-// (group commit: the more senders wait, the bigger the batch).
-func (b *Bus) sender() {
-	defer b.wg.Done()
+// drain sends what is queued, in batches. With own set, it returns once
+// own is done, handing what is still queued to a goroutine, so that a
+// caller does not keep sending for others; with own nil, it returns when
+// the queue is empty.
+func (b *Bus) drain(own *sendReq) {
 	for {
-		select {
-		case <-b.ctx.Done():
-			b.sendMu.Lock()
-			q := b.queue
-			b.queue = nil
+		b.sendMu.Lock()
+		q := b.queue
+		b.queue = nil
+		if len(q) == 0 {
+			b.sending = false
 			b.sendMu.Unlock()
-			for _, r := range q {
-				r.err = ErrClosed
-				close(r.done)
+			return
+		}
+		b.sendMu.Unlock()
+		var items []Item
+		for _, r := range q {
+			items = append(items, r.items...)
+		}
+		pos, err := b.notify(items)
+		for _, r := range q {
+			r.pos, r.err = pos, err
+			close(r.done)
+		}
+		if own == nil {
+			continue
+		}
+		select {
+		case <-own.done:
+			b.sendMu.Lock()
+			more := len(b.queue) > 0
+			if !more {
+				b.sending = false
+			}
+			b.sendMu.Unlock()
+			if more {
+				// It ends when the queue is empty; after Close,
+				// notify fails at once with ErrClosed.
+				go b.drain(nil)
 			}
 			return
-		case <-b.wake:
-		}
-		for {
-			b.sendMu.Lock()
-			q := b.queue
-			b.queue = nil
-			b.sendMu.Unlock()
-			if len(q) == 0 {
-				break
-			}
-			var items []Item
-			for _, r := range q {
-				items = append(items, r.items...)
-			}
-			pos, err := b.notify(items)
-			for _, r := range q {
-				r.pos, r.err = pos, err
-				close(r.done)
-			}
+		default:
 		}
 	}
 }
 
+// maxBatch bounds the notifications one statement sends.
+const maxBatch = 64
+
 // notify sends items in as few notifications as the payload limit allows,
 // each headed by the primary's current position, and returns it.
 func (b *Bus) notify(items []Item) (Position, error) {
+	if b.ctx.Err() != nil {
+		return Position{}, ErrClosed
+	}
 	all := bodies(items)
 	var pos Position
 	for len(all) > 0 {
