@@ -2,12 +2,14 @@ package localcache_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sharednothing/sharednothing/internal/reqstate"
@@ -288,5 +290,82 @@ func TestStatsCountHTTP(t *testing.T) {
 	if st.Hits != 1 || st.Misses != 2 || st.Passes != 1 || st.Stored != 2 || st.Purged != 2 {
 		t.Errorf("got %+v, want 1 hit, 2 misses, 1 pass, 2 stored, 2 purged", st)
 	}
-	_ = strconv.Itoa
+	j, err := json.Marshal(st)
+	if err != nil || !strings.Contains(string(j), `"hits":1,`) || !strings.Contains(string(j), `"revalidated":0,`) {
+		t.Errorf("json.Marshal(Stats()) = %s, %v", j, err)
+	}
+}
+
+// TestRevalidationsCoalesce: identical concurrent requests for a stale
+// entry send one conditional request through the handler.
+func TestRevalidationsCoalesce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rc := newRC(t, localcache.ResponseOptions{})
+		release := make(chan struct{})
+		var calls, conditional atomic.Int32
+		h := rc.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			w.Header().Set("Cache-Control", "max-age=10")
+			w.Header().Set("Etag", `"v1"`)
+			if r.Header.Get("If-None-Match") == `"v1"` {
+				conditional.Add(1)
+				<-release
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			io.WriteString(w, "payload")
+		}))
+		do(h, "GET", "http://example.com/p")
+		time.Sleep(11 * time.Second)
+		const n = 8
+		bodies := make(chan string, n)
+		for range n {
+			go func() { bodies <- body(t, do(h, "GET", "http://example.com/p")) }()
+		}
+		synctest.Wait() // all n requests are in: one in the handler, the rest waiting
+		close(release)
+		for range n {
+			if b := <-bodies; b != "payload" {
+				t.Errorf("got %q, want the stored body", b)
+			}
+		}
+		if c := conditional.Load(); c != 1 {
+			t.Errorf("%d conditional requests reached the handler, want 1", c)
+		}
+		if st := rc.Stats(); st.Revalidated != 1 || st.Hits != n-1 {
+			t.Errorf("Stats %+v: want 1 revalidated, %d hits", st, n-1)
+		}
+	})
+}
+
+// TestBackgroundRefreshPanicReported: a handler that panics while
+// refreshing in the background (stale-while-revalidate) does not crash the
+// process; the panic goes to ErrorHandler with a nil ResponseWriter.
+func TestBackgroundRefreshPanicReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var reported atomic.Int32
+		rc := newRC(t, localcache.ResponseOptions{ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if w == nil && strings.Contains(err.Error(), "boom") {
+				reported.Add(1)
+			}
+		}})
+		defer rc.Close()
+		var calls atomic.Int32
+		h := rc.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) > 1 {
+				panic("boom")
+			}
+			w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=60")
+			io.WriteString(w, "payload")
+		}))
+		do(h, "GET", "http://example.com/p")
+		time.Sleep(2 * time.Second)
+		if x := do(h, "GET", "http://example.com/p").Header.Get("X-Cache"); x != "STALE" {
+			t.Errorf("X-Cache %s, want STALE", x)
+		}
+		synctest.Wait()
+		if reported.Load() != 1 {
+			t.Errorf("panic reported %d times, want 1", reported.Load())
+		}
+	})
 }
