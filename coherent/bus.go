@@ -379,7 +379,6 @@ func (b *Bus) flush(ctx context.Context, why string) error {
 	}
 	b.mu.Unlock()
 	for _, r := range regs {
-		r.seq.Add(1)
 		r.all()
 	}
 	b.flushes.Add(1)
@@ -454,7 +453,6 @@ func (b *Bus) apply(pos Position, items []Item, remote bool) {
 		if r == nil {
 			continue
 		}
-		r.seq.Add(1)
 		switch it.op {
 		case 'k', 'u':
 			r.del(it.arg)

@@ -13,7 +13,7 @@ import (
 type TypedCache[V any] interface {
 	Get(key string) (V, bool)
 	GetOrLoad(ctx context.Context, key string, loader func(ctx context.Context, key string) (V, error)) (V, error)
-	Set(key string, value V)
+	Load(ctx context.Context, key string, loader func(ctx context.Context, key string) (V, error)) (V, error)
 	Delete(key string) bool
 	Purge() int
 }
@@ -60,16 +60,11 @@ func (c *Cache[V]) All() Item { return Item{op: 'a', cache: c.reg.name} }
 //     has replayed P. A lagging replica cannot put the old value back.
 //   - A request whose client is pinned by replicapin (it wrote recently),
 //     or that sent an invalidation itself, is never answered from the
-//     cache: loader runs, and its value is stored unless an invalidation
-//     of the cache arrived meanwhile.
+//     cache: it reads through with the cache's Load, which stores the
+//     fresh value unless the key is invalidated meanwhile.
 func (c *Cache[V]) GetOrLoad(ctx context.Context, key string, loader func(ctx context.Context, key string) (V, error)) (V, error) {
 	if pinned(ctx) {
-		seq := c.reg.seq.Load()
-		v, err := loader(c.bus.atLeast(ctx, c.reg, key), key)
-		if err == nil && c.reg.seq.Load() == seq {
-			c.cache.Set(key, v)
-		}
-		return v, err
+		return c.cache.Load(c.bus.atLeast(ctx, c.reg, key), key, loader)
 	}
 	if v, ok := c.cache.Get(key); ok {
 		return v, nil // no closure to allocate on a hit

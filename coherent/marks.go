@@ -14,10 +14,6 @@ type reg struct {
 	tag  func(tag string)
 	all  func()
 
-	// seq counts invalidations applied to this cache, so that a value
-	// loaded while one arrived is not stored (see Cache.GetOrLoad).
-	seq atomic.Uint64
-
 	// active is len(marks) plus one for a floor, readable without the
 	// lock so loads of unmarked caches cost nothing.
 	active atomic.Int64
