@@ -1,6 +1,7 @@
 package localcache
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -246,13 +247,16 @@ func (rc *ResponseCache) updated(stored *response, h http.Header, now time.Time)
 	if et := h.Get("Etag"); et != "" && stored.etag != "" && !conditional.WeakMatch(et, stored.etag) {
 		return nil, false
 	}
-	header := stored.header.Clone()
+	// The merged fields share the stored and received slices; storable
+	// copies what it keeps.
+	header := make(http.Header, len(stored.header)+len(h))
+	maps.Copy(header, stored.header)
 	for k, v := range h {
 		switch {
 		case slices.Contains(notStored[:], k), k == rc.tagHeader, k == "Content-Length", k == "Set-Cookie", k == "Set-Cookie2":
 			continue
 		}
-		header[k] = slices.Clip(slices.Clone(v))
+		header[k] = v
 	}
 	rq := newDirectives()
 	next := rc.storable(&http.Request{Header: http.Header{}}, &rq, stored.status, header, nil, now)
@@ -260,7 +264,7 @@ func (rc *ResponseCache) updated(stored *response, h http.Header, now time.Time)
 		// Not storable any more; still the stored body with new headers
 		// may be sent to this client.
 		cp := *stored
-		cp.header = header
+		cp.header = header.Clone()
 		return &cp, false
 	}
 	next.body = stored.body
