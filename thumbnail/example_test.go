@@ -1,10 +1,12 @@
 package thumbnail_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -111,4 +113,86 @@ func ExampleOrigin() {
 	// Output:
 	// dog.jpg 200 image/png
 	// missing.jpg 404 text/plain; charset=utf-8
+}
+
+// ExampleOptions_webP turns WebP output on. A spec without a format is then
+// negotiated by Accept; a real program passes a WebP encoder, such as the
+// gen2brain/webp adapter in the repository's bench module
+// (thumbwebp.Encode), where this example has a stand-in.
+func ExampleOptions_webP() {
+	dir, _ := os.MkdirTemp("", "uploads")
+	defer os.RemoveAll(dir)
+	writeJPEG(filepath.Join(dir, "cat.jpg"), 800, 600)
+
+	thumbs, err := thumbnail.New(thumbnail.Options{
+		Source: thumbnail.Dir(dir),
+		Key:    sharednothing.DeriveKey([]byte("an application secret of 32+ bytes, shared by every instance"), "thumbnail"),
+		WebP: func(w io.Writer, m image.Image, quality int) error { // stand-in for thumbwebp.Encode
+			_, err := fmt.Fprintf(w, "RIFF....WEBP %dx%d q%d", m.Bounds().Dx(), m.Bounds().Dy(), quality)
+			return err
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	for _, tc := range []struct {
+		spec   thumbnail.Spec
+		accept string
+	}{
+		{thumbnail.Spec{Width: 200}, "image/avif,image/webp,*/*"}, // negotiated: WebP
+		{thumbnail.Spec{Width: 200}, "image/*"},                   // negotiated: the source's JPEG
+		{thumbnail.Spec{Width: 200, Format: thumbnail.JPEG}, "image/webp"},
+	} {
+		req := httptest.NewRequest("GET", thumbs.URL("cat.jpg", tc.spec), nil)
+		req.Header.Set("Accept", tc.accept)
+		rec := httptest.NewRecorder()
+		thumbs.ServeHTTP(rec, req)
+		fmt.Printf("%s %q: %s, Vary %q\n", tc.spec, tc.accept, rec.Header().Get("Content-Type"), rec.Header().Get("Vary"))
+	}
+	// Output:
+	// 200x "image/avif,image/webp,*/*": image/webp, Vary "Accept"
+	// 200x "image/*": image/jpeg, Vary "Accept"
+	// 200x,jpeg "image/webp": image/jpeg, Vary ""
+}
+
+// ExampleHandler_Stats shows the counters, ready for expvar or a metrics
+// exporter.
+func ExampleHandler_Stats() {
+	dir, _ := os.MkdirTemp("", "uploads")
+	defer os.RemoveAll(dir)
+	writeJPEG(filepath.Join(dir, "cat.jpg"), 800, 600)
+	os.WriteFile(filepath.Join(dir, "notes.jpg"), []byte("not an image"), 0o644)
+
+	thumbs, err := thumbnail.New(thumbnail.Options{
+		Source:  thumbnail.Dir(dir),
+		Presets: map[string]thumbnail.Spec{"small": {Width: 100}},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			http.Error(w, "no thumbnail", http.StatusNotFound)
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	for _, path := range []string{"/small/cat.jpg", "/small/cat.jpg", "/small/notes.jpg", "/small/notes.jpg", "/small/missing.jpg"} {
+		thumbs.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", path, nil))
+	}
+	b, _ := json.MarshalIndent(thumbs.Stats(), "", "  ")
+	fmt.Println(string(b))
+	// Output:
+	// {
+	//   "renders": 2,
+	//   "memory_hits": 1,
+	//   "disk_hits": 0,
+	//   "not_modified": 0,
+	//   "coalesced": 0,
+	//   "queue_rejections": 0,
+	//   "remembered_failures": 1,
+	//   "cancelled_renders": 0,
+	//   "failures": {
+	//     "404": 1,
+	//     "415": 2
+	//   },
+	//   "running": 0,
+	//   "waiting": 0
+	// }
 }

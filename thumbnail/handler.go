@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sharednothing/sharednothing/internal/conditional"
 	"github.com/sharednothing/sharednothing/internal/flight"
 	"github.com/sharednothing/sharednothing/internal/httperr"
 	"github.com/sharednothing/sharednothing/internal/sign"
@@ -413,9 +414,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !info.ModTime.IsZero() {
 		hdr["Last-Modified"] = []string{info.ModTime.UTC().Format(http.TimeFormat)}
 	}
-	if notModified(r, etag, info.ModTime) {
+	switch conditional.Evaluate(r, etag, info.ModTime.Truncate(time.Second)) {
+	case conditional.NotModified:
 		h.stats.notModified.Add(1)
 		w.WriteHeader(http.StatusNotModified)
+		return
+	case conditional.PreconditionFailed:
+		delete(hdr, "Etag")
+		delete(hdr, "Last-Modified")
+		w.WriteHeader(http.StatusPreconditionFailed)
 		return
 	}
 	e, err := h.lookupOrRender(r.Context(), key, etag, name, sp)
@@ -473,33 +480,9 @@ func qValue(params string) (float64, bool) {
 	return 0, false
 }
 
-// notModified evaluates If-None-Match, or If-Modified-Since when there is
-// no If-None-Match (RFC 9110, section 13.2.2).
-func notModified(r *http.Request, etag string, modTime time.Time) bool {
-	if inm := r.Header.Get("If-None-Match"); inm != "" {
-		return etagMatch(inm, etag)
-	}
-	if ims := r.Header.Get("If-Modified-Since"); ims != "" && !modTime.IsZero() {
-		t, err := http.ParseTime(ims)
-		return err == nil && !modTime.Truncate(time.Second).After(t)
-	}
-	return false
-}
-
 func etagFor(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
-}
-
-// etagMatch implements If-None-Match's weak comparison against a strong tag.
-func etagMatch(header, etag string) bool {
-	for t := range strings.SplitSeq(header, ",") {
-		t = strings.TrimSpace(t)
-		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
-			return true
-		}
-	}
-	return false
 }
 
 // statusOf maps an error to the status its request gets.

@@ -328,6 +328,12 @@ func TestCachingHeaders(t *testing.T) {
 	if r := get(h, "HEAD", u, "If-None-Match", etag); r.StatusCode != 304 {
 		t.Errorf("HEAD If-None-Match: got %d, want 304", r.StatusCode)
 	}
+	if r := get(h, "GET", u, "If-Match", `"other"`); r.StatusCode != 412 {
+		t.Errorf("If-Match other: got %d, want 412", r.StatusCode)
+	}
+	if r := get(h, "GET", u, "If-Match", etag); r.StatusCode != 200 {
+		t.Errorf("If-Match current: got %d, want 200", r.StatusCode)
+	}
 
 	// A changed source gives a new ETag, and the old one no longer matches.
 	later := time.Now().Add(time.Hour)

@@ -184,7 +184,7 @@ func renderData(ctx context.Context, data []byte, sp Spec, maxPixels int64, maxD
 			body, ctype, err = nil, "", fmt.Errorf("%w: render failed: %v", ErrCorruptImage, p)
 		}
 	}()
-	d, err := decode(data, sp, maxPixels, maxDim)
+	d, err := decodeContext(ctx, data, sp, maxPixels, maxDim)
 	if err != nil {
 		return nil, "", err
 	}

@@ -25,19 +25,20 @@ type Format string
 const (
 	// Auto keeps the source's format: JPEG stays JPEG, PNG stays PNG, a GIF
 	// becomes a PNG of its first frame, and a WebP becomes a JPEG (or a PNG
-	// when it has transparency), because this package does not encode WebP.
+	// when it has transparency). When Options.WebP is set, Auto is
+	// negotiated instead: WebP for requests whose Accept header lists
+	// image/webp, the source's format otherwise, with Vary: Accept.
 	Auto Format = ""
 	// JPEG is baseline JPEG output.
 	JPEG Format = "jpeg"
 	// PNG is PNG output.
 	PNG Format = "png"
-	// WebP names WebP output. It parses, so that a clear error can be given,
-	// but the handler answers 400: Go has no WebP encoder within this
-	// module's dependencies (see the package documentation).
+	// WebP is WebP output, encoded by Options.WebP; without it the handler
+	// answers 400 (this package has no WebP encoder of its own).
 	WebP Format = "webp"
 )
 
-// DefaultQuality is the JPEG quality used when a Spec gives none.
+// DefaultQuality is the JPEG (and WebP) quality used when a Spec gives none.
 const DefaultQuality = 82
 
 // Spec describes one thumbnail. Its zero value is not valid: at least one of
@@ -45,14 +46,14 @@ const DefaultQuality = 82
 //
 // In a URL a Spec is written as comma-separated options in any order:
 // "200x150" (fit inside 200×150), "200x" or "x150" (one side),
-// "fill" (cover and crop), "q1".."q100" (JPEG quality), "jpeg", "png" or
+// "fill" (cover and crop), "q1".."q100" (JPEG or WebP quality), "jpeg", "png" or
 // "webp" (output format), and "up" (allow upscaling). [Spec.String] gives the
 // canonical form, which is what URLs are signed over.
 type Spec struct {
 	Width   int    // Width in pixels; 0 means "from the height and aspect ratio".
 	Height  int    // Height in pixels; 0 means "from the width and aspect ratio".
 	Mode    Mode   // Fit (default) or Fill.
-	Quality int    // JPEG quality 1–100; 0 means DefaultQuality (82).
+	Quality int    // JPEG or WebP quality 1–100; 0 means DefaultQuality (82).
 	Format  Format // Output format; Auto (empty) keeps the source's format.
 	Upscale bool   // Upscale allows output larger than the source.
 }
