@@ -260,10 +260,10 @@ func (m *Manager) LoadAndSave(next http.Handler) http.Handler {
 			m.handleError(w, r, cfg.err)
 			return
 		}
-		r, rs := reqstate.Ensure(r)
+		ctx, rs := reqstate.EnsureContext(r.Context())
 		rs.AddCookie(reqstate.Cookie{Name: cfg.cookie.Name, Kind: reqstate.Session})
-		st := &state{m: m, parent: r.Context(), cfg: cfg, rs: rs, managed: true}
-		st.req = *r.WithContext(context.WithValue(r.Context(), ctxKey{m}, st))
+		st := &state{m: m, parent: ctx, cfg: cfg, rs: rs, managed: true}
+		st.req = *r.WithContext(context.WithValue(ctx, ctxKey{m}, st))
 		st.hw.Reset(w, st.commit)
 		next.ServeHTTP(&st.hw, &st.req)
 		st.finish()

@@ -53,6 +53,7 @@ const (
 type State struct {
 	mu      sync.Mutex
 	cookies []Cookie
+	inline  [2]Cookie // backs cookies for the usual session + pin
 	use     Use
 	bypass  bool
 }
@@ -68,11 +69,22 @@ func From(ctx context.Context) *State {
 // Ensure returns r with a State in its context (reusing one that is
 // already there) and that State.
 func Ensure(r *http.Request) (*http.Request, *State) {
-	if s := From(r.Context()); s != nil {
-		return r, s
+	ctx, s := EnsureContext(r.Context())
+	if ctx != r.Context() {
+		r = r.WithContext(ctx)
+	}
+	return r, s
+}
+
+// EnsureContext is [Ensure] for a middleware that copies the request
+// itself anyway: it returns ctx with a State (reusing one already there),
+// so the middleware pays for one request copy, not two.
+func EnsureContext(ctx context.Context) (context.Context, *State) {
+	if s := From(ctx); s != nil {
+		return ctx, s
 	}
 	s := new(State)
-	return r.WithContext(context.WithValue(r.Context(), ctxKey{}, s)), s
+	return context.WithValue(ctx, ctxKey{}, s), s
 }
 
 // AddCookie registers a cookie that carries per-client state. Session and
@@ -87,6 +99,9 @@ func (s *State) AddCookie(c Cookie) {
 		if have == c {
 			return
 		}
+	}
+	if s.cookies == nil {
+		s.cookies = s.inline[:0]
 	}
 	s.cookies = append(s.cookies, c)
 }
