@@ -2,6 +2,7 @@ package localcache
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -228,7 +229,7 @@ func varyNames(h http.Header) (names []string, star bool) {
 		}
 	}
 	if len(names) > 1 {
-		sortStrings(names)
+		slices.Sort(names)
 		j := 1
 		for i := 1; i < len(names); i++ {
 			if names[i] != names[j-1] {
@@ -239,12 +240,4 @@ func varyNames(h http.Header) (names []string, star bool) {
 		names = names[:j]
 	}
 	return names, false
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }

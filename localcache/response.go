@@ -1,6 +1,7 @@
 package localcache
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -150,12 +151,12 @@ func NewResponseCache(opts ResponseOptions) (*ResponseCache, error) {
 		}
 	}
 	rc := &ResponseCache{
-		store:      newStore(orDefault(opts.MaxBytes, 64<<20)),
-		maxBody:    orDefault(opts.MaxBodyBytes, 1<<20),
+		store:      newStore(rcDefault(opts.MaxBytes, 64<<20)),
+		maxBody:    rcDefault(opts.MaxBodyBytes, 1<<20),
 		ttl:        opts.DefaultTTL,
-		maxStale:   time.Duration(orDefault(int64(opts.MaxStale), int64(time.Hour))),
-		targeted:   http.CanonicalHeaderKey(cmpOr(opts.TargetedField, "CDN-Cache-Control")),
-		tagHeader:  http.CanonicalHeaderKey(cmpOr(opts.TagHeader, "Cache-Tag")),
+		maxStale:   time.Duration(rcDefault(int64(opts.MaxStale), int64(time.Hour))),
+		targeted:   http.CanonicalHeaderKey(cmp.Or(opts.TargetedField, "CDN-Cache-Control")),
+		tagHeader:  http.CanonicalHeaderKey(cmp.Or(opts.TagHeader, "Cache-Tag")),
 		scheme:     opts.SchemeInKey,
 		forwarded:  opts.TrustForwarded,
 		sortQuery:  opts.SortQuery,
@@ -165,15 +166,8 @@ func NewResponseCache(opts ResponseOptions) (*ResponseCache, error) {
 	return rc, nil
 }
 
-func orDefault(v, def int64) int64 {
+func rcDefault(v, def int64) int64 {
 	if v == 0 {
-		return def
-	}
-	return v
-}
-
-func cmpOr(v, def string) string {
-	if v == "" {
 		return def
 	}
 	return v
@@ -275,7 +269,7 @@ func Tag(r *http.Request, tags ...string) {
 	}
 	ts.mu.Lock()
 	for _, t := range tags {
-		if t != "" && !contains(ts.tags, t) {
+		if t != "" && !slices.Contains(ts.tags, t) {
 			ts.tags = append(ts.tags, t)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sharednothing/sharednothing/internal/conditional"
@@ -572,24 +573,12 @@ func (rc *ResponseCache) invalidateAfter(w http.ResponseWriter, r *http.Request,
 	n := rc.store.purgeKey(rc.key(r))
 	for _, l := range loc {
 		u, err := r.URL.Parse(l)
-		if err != nil || (u.Host != "" && !sameHost(u.Host, r.Host)) {
+		if err != nil || (u.Host != "" && !strings.EqualFold(u.Host, r.Host)) {
 			continue
 		}
 		n += rc.store.purgeKey(rc.makeKey(schemeOf(r), r.Host, u.EscapedPath(), u.RawQuery, u.ForceQuery))
 	}
 	rc.counts.purged.Add(uint64(n))
-}
-
-func sameHost(a, b string) bool { return len(a) == len(b) && (a == b || lower(a) == lower(b)) }
-
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 func schemeOf(r *http.Request) string {

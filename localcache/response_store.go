@@ -2,6 +2,7 @@ package localcache
 
 import (
 	"container/list"
+	"slices"
 	"sync"
 	"time"
 )
@@ -92,7 +93,7 @@ func (s *store) put(key string, resp *response, gen uint64, drop ...*response) b
 	variants := make([]*response, 0, len(e.variants)+1)
 	variants = append(variants, resp)
 	for _, v := range e.variants {
-		if len(variants) == maxVariants || v.varyKey == resp.varyKey && sameNames(v.vary, resp.vary) || contains(drop, v) {
+		if len(variants) == maxVariants || v.varyKey == resp.varyKey && slices.Equal(v.vary, resp.vary) || slices.Contains(drop, v) {
 			s.unindex(key, v)
 			e.size -= v.cost()
 			s.bytes -= v.cost()
@@ -165,7 +166,7 @@ func (s *store) purgeTag(tag string) int {
 	n := 0
 	for key := range s.tags[tag] {
 		if e := s.items[key]; e != nil {
-			n += s.dropVariants(e, func(v *response) bool { return contains(v.tags, tag) })
+			n += s.dropVariants(e, func(v *response) bool { return slices.Contains(v.tags, tag) })
 		}
 	}
 	delete(s.tags, tag)
@@ -227,7 +228,7 @@ func (s *store) unindex(key string, v *response) {
 		still := false
 		if e := s.items[key]; e != nil {
 			for _, o := range e.variants {
-				if o != v && contains(o.tags, t) {
+				if o != v && slices.Contains(o.tags, t) {
 					still = true
 				}
 			}
@@ -248,25 +249,4 @@ func (s *store) stats() (entries int, bytes int64) {
 		entries += len(e.variants)
 	}
 	return entries, s.bytes
-}
-
-func contains[T comparable](s []T, v T) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-func sameNames(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
