@@ -24,14 +24,18 @@
 //	})
 //	img, err := thumbs.GetOrLoad(ctx, key, render)
 //
-// [ResponseCache] stores GET responses as a shared cache under RFC 9111:
-// it honours Cache-Control (no-store, private, no-cache, max-age, s-maxage)
-// and Expires, keys on the URL with a sorted query plus the request headers
-// named by Vary, sends Age and X-Cache, answers conditional requests with
-// 304, never stores a response that sets a cookie, never answers a request
-// with Authorization from the cache unless the response said public or s-maxage, and
-// runs the handler once for identical concurrent misses. Mount it inside
-// (after) middlewares that set cookies, such as sessions:
+// [ResponseCache] is an RFC 9111 shared cache for an application's own
+// handlers: it stores GET responses with explicit freshness (Cache-Control
+// max-age or s-maxage, CDN-Cache-Control, Expires), revalidates stale ones
+// with a conditional request through the handler, serves stale under
+// stale-while-revalidate and stale-if-error, answers conditional and
+// single-range requests from what it stores, and runs the handler once for
+// identical concurrent misses or revalidations. It never stores a truncated
+// body, a response that sets a cookie, or one the request asked not to
+// store, and through the toolkit's request state it never serves a
+// response made for one client's session or pin to another, whatever the
+// order it is mounted in. Purge, PurgeTag and PurgeAll report how many
+// responses they removed:
 //
 //	pages, err := localcache.NewResponseCache(localcache.ResponseOptions{MaxBytes: 64 << 20})
 //	r.With(pages.Handler).Get("/articles/{id}", article)
