@@ -47,8 +47,9 @@
 // Open the primary with a connection string that follows the writable
 // server (for PostgreSQL: every host, and target_session_attrs=read-write).
 // When a replica is promoted, the DB follows it without a restart: pins taken
-// on the old timeline read from the new primary until they expire (no replica
-// can be known to hold them); the promoted node, no longer in recovery, is not
+// on the old timeline that not every replica had replayed read from the new
+// primary until they expire (no replica on the new timeline can be shown to
+// hold them); the promoted node, no longer in recovery, is not
 // read from as a replica ([ErrNotReplica] in [NodeStats.Err]); a replica still
 // on the old timeline is not read from ([ErrTimeline]) until it is re-pointed
 // at the new primary and follows its timeline, and then it serves reads again.
@@ -68,8 +69,8 @@
 //
 // The middleware registers the pin cookie with the toolkit's per-request
 // state and marks a request with a valid pin as one the response cache must
-// read through, so a pinned client never gets a cached page from before its
-// write, in whatever order the middlewares are mounted.
+// read through, so the toolkit's response cache never serves a pinned client
+// a page cached before its write.
 //
 // The pin covers writes made before the response headers go out. A handler
 // that writes after starting its response (say, while streaming) is not
