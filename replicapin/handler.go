@@ -58,7 +58,7 @@ func (db *DB) request(ctx context.Context) *request {
 // handler that reads or writes through the DB.
 func (db *DB) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r, rs := reqstate.Ensure(r)
+		ctx, rs := reqstate.EnsureContext(r.Context())
 		rs.AddCookie(reqstate.Cookie{Name: db.cookie.Name, Kind: reqstate.Pin})
 		st := &request{db: db, w: w}
 		if c, err := r.Cookie(db.cookie.Name); err == nil {
@@ -71,7 +71,7 @@ func (db *DB) Handler(next http.Handler) http.Handler {
 				st.badCookie = true
 			}
 		}
-		r = r.WithContext(context.WithValue(r.Context(), requestKey{db}, st))
+		r = r.WithContext(context.WithValue(ctx, requestKey{db}, st)) // one request copy for both
 		st.r = r
 		hw := hook.New(w, st.beforeHeaders)
 		next.ServeHTTP(hw, r)
