@@ -392,11 +392,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, fmt.Errorf("%w: %d bytes is more than the limit of %d", ErrSourceTooLarge, info.Size, h.opts.MaxSourceBytes))
 		return
 	}
-	if err, ok := h.failed.Get(failureKey(name, info.Version)); ok {
-		h.stats.remembered.Add(1)
-		h.fail(w, r, err)
-		return
-	}
 	canon := sp.String()
 	key := info.Version + "\x00" + canon + "\x00" + name
 	etag := etagFor(key)
@@ -425,7 +420,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusPreconditionFailed)
 		return
 	}
-	e, err := h.lookupOrRender(r.Context(), key, etag, name, sp)
+	e, err := h.lookupOrRender(r.Context(), key, etag, name, info.Version, sp)
 	if err != nil {
 		delete(hdr, "Etag")
 		delete(hdr, "Last-Modified")

@@ -33,12 +33,20 @@ func remembered(err error) bool {
 // lookupOrRender returns the cached thumbnail or renders it, once per key
 // however many requests ask at the same time. The render stops when every
 // request waiting for it has gone.
-func (h *Handler) lookupOrRender(ctx context.Context, key, etag, name string, sp Spec) (*entry, error) {
+//
+// A source version that failed before fails again at once, without a
+// read: remembered failures are looked up after the memory cache, so a hit
+// costs nothing more.
+func (h *Handler) lookupOrRender(ctx context.Context, key, etag, name, version string, sp Spec) (*entry, error) {
 	if h.mem != nil {
 		if e, ok := h.mem.get(key); ok {
 			h.stats.memHits.Add(1)
 			return e, nil
 		}
+	}
+	if err, ok := h.failed.Get(failureKey(name, version)); ok {
+		h.stats.remembered.Add(1)
+		return nil, err
 	}
 	var led atomic.Bool
 	e, err, _ := h.flights.Do(ctx, key, func(ctx context.Context) (*entry, error) {
