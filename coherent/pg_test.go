@@ -3,9 +3,11 @@ package coherent_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +44,13 @@ func TestSendReachesEveryInstance(t *testing.T) {
 		if v, err := in.get(ctx, "u1"); err != nil || v != "new" {
 			t.Errorf("%s: got %q, %v, want new", in.name, v, err)
 		}
+	}
+	j, err := json.Marshal(b.bus.Stats())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(j), `"connected":true`) || !strings.Contains(string(j), `"invalidations":1`) {
+		t.Errorf("Stats JSON %s, want connected and one invalidation", j)
 	}
 }
 

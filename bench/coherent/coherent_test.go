@@ -274,7 +274,11 @@ func BenchmarkHit(b *testing.B) {
 		lc.Set(keys[i], "value")
 	}
 	load := func(context.Context, string) (string, error) { panic("miss") }
-	req, _ := reqstate.Ensure(httptest.NewRequest("GET", "/", nil))
+	// A request's context as the toolkit's middlewares leave it: a
+	// reqstate.State with the session and pin cookies registered.
+	req, st := reqstate.Ensure(httptest.NewRequest("GET", "/", nil))
+	st.AddCookie(reqstate.Cookie{Name: "session", Kind: reqstate.Session})
+	st.AddCookie(reqstate.Cookie{Name: "_pin", Kind: reqstate.Pin})
 	reqCtx := req.Context()
 	for _, tc := range []struct {
 		name string
