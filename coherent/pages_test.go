@@ -3,6 +3,7 @@ package coherent_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -112,4 +113,33 @@ func TestPagesTagPurgeRefillsAtPosition(t *testing.T) {
 			t.Errorf("without position-aware refill b caches %q; want the stale v1 (the mechanism is what prevents it)", got)
 		}
 	})
+}
+
+// A URL purged on one instance is purged on the others (behind one host
+// name in production; here each test server has its own), and the refill
+// of that path reads at the write's position.
+func TestPagesURLPurge(t *testing.T) {
+	a, b := newSite(t, "a", config{}), newSite(t, "b", config{})
+	write(t, "page", "v1")
+	replicated(t)
+	b.page(t)
+	if body, x := b.page(t); body != "v1" || x != "HIT" {
+		t.Fatalf("b: %q %s, want a cached v1", body, x)
+	}
+	resume := pauseReplay(t)
+	write(t, "page", "v2")
+	if err := a.bus.Send(context.Background(), a.pages.URL(b.srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "b purges the URL", func() bool { return b.rc.Stats().Purged > 0 })
+	if body, _ := b.page(t); body != "v2" {
+		t.Errorf("b refilled %q while the replica lags, want v2", body)
+	}
+	resume()
+	if body, x := b.page(t); body != "v2" || x != "HIT" {
+		t.Errorf("b: %q %s, want a cached v2", body, x)
+	}
+	if err := a.bus.Send(context.Background(), a.pages.URL("/relative")); !errors.Is(err, coherent.ErrBadURL) {
+		t.Errorf("Send of a relative URL: got %v, want ErrBadURL", err)
+	}
 }
