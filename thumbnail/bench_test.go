@@ -198,13 +198,18 @@ func BenchmarkCacheHit(b *testing.B) {
 // 1/8-scale DC decode; at 1024 px they decode the full image.
 func BenchmarkPeakHeap32(b *testing.B) {
 	dir := b.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "big.jpg"), big12MP(b), 0o644); err != nil {
-		b.Fatal(err)
+	// 32 copies: the queue renders one source at a time, and this measures
+	// 32 renders at once.
+	big := big12MP(b)
+	for i := range 32 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("big-%d.jpg", i)), big, 0o644); err != nil {
+			b.Fatal(err)
+		}
 	}
 	for _, size := range []int{256, 1024} {
 		b.Run(fmt.Sprintf("%dpx", size), func(b *testing.B) {
 			// A long QueueTimeout: this measures memory, not the 503 path.
-			h := newHandler(b, Options{Source: Dir(dir), CacheBytes: -1, QueueTimeout: 10 * time.Minute})
+			h := noMemoryCache(newHandler(b, Options{Source: Dir(dir), QueueTimeout: 10 * time.Minute}))
 			runtime.GC()
 			var peak uint64
 			stop := make(chan struct{})
@@ -228,7 +233,7 @@ func BenchmarkPeakHeap32(b *testing.B) {
 			for b.Loop() {
 				var wg sync.WaitGroup
 				for i := 0; i < 32; i++ {
-					u := h.URL("big.jpg", Spec{Width: size + n*32 + i})
+					u := h.URL(fmt.Sprintf("big-%d.jpg", i), Spec{Width: size + n})
 					wg.Go(func() {
 						if r := get(h, "GET", u); r.StatusCode != 200 {
 							b.Error(r.Status)

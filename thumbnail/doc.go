@@ -65,7 +65,7 @@
 // will decode (a JPEG by the DCT scale it can decode at). The line of
 // waiting renders, at most Options.QueueSize long, is served cheapest
 // first; renders of more than 8 megapixels never take the last free slot
-// and fill at most half of the line; one source has at most 4 places and
+// and fill at most half of the line; one source has at most 8 places and
 // renders one at a time. So a flood of expensive or failing uploads slows
 // other expensive renders, not everyone's thumbnails. A render finding no
 // room, or no slot within Options.QueueTimeout, gets 503 with Retry-After.

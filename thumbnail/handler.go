@@ -86,7 +86,7 @@ type Options struct {
 	// hold at most Concurrency-1 slots when Concurrency > 1.
 	Concurrency int
 	// QueueSize is how many renders may wait for a slot, cheapest first
-	// (heavy ones fill at most half of it, one source at most 4 places);
+	// (heavy ones fill at most half of it, one source at most 8 places);
 	// a render finding no room gets 503 at once. Default 64.
 	QueueSize int
 	// QueueTimeout is the longest a render waits for a slot before its

@@ -23,7 +23,7 @@ const heavyPixels = 8_000_000
 // waiting at once; more get ErrOverloaded. Renders of one source also run
 // one at a time, so that a failure it causes is remembered before the next
 // one starts.
-const perSourceLine = 4
+const perSourceLine = 8
 
 // queue hands out render slots so that no source and no class of input can
 // take them all.

@@ -258,18 +258,22 @@ func TestQueueHeavyLeavesASlot(t *testing.T) {
 
 func TestQueueLineLimits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		q := newQueue(1, 10, time.Hour) // heavy renders may fill 5 places
+		q := newQueue(1, 20, time.Hour) // heavy renders may fill 10 places
 		block, err := q.acquire(context.Background(), "block", 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, errs := startWaiters(q, []grant{
-			{"h1", 49e6}, {"h2", 49e6}, {"h3", 49e6}, {"h4", 49e6}, {"h5", 49e6}, {"h6", 49e6}, // h6: no room for a 6th heavy waiter
-			{"s", 1}, {"s", 2}, {"s", 3}, {"s", 4}, {"s", 5}, // s #5: one source has at most 4 places
-			{"light", 1},
-		})
-		if running, waiting := q.stats(); running != 1 || waiting != 10 {
-			t.Fatalf("got %d running, %d waiting; want 1, 10", running, waiting)
+		var gs []grant
+		for i := range q.heavySize + 1 { // the last finds no room for heavy renders
+			gs = append(gs, grant{"heavy-" + strconv.Itoa(i), 49e6})
+		}
+		for i := range perSourceLine + 1 { // the last finds no room for source s
+			gs = append(gs, grant{"s", int64(i + 1)})
+		}
+		gs = append(gs, grant{"light", 1})
+		_, errs := startWaiters(q, gs)
+		if running, waiting := q.stats(); running != 1 || waiting != q.heavySize+perSourceLine+1 {
+			t.Fatalf("got %d running, %d waiting; want 1, %d", running, waiting, q.heavySize+perSourceLine+1)
 		}
 		if got := len(errs); got != 2 {
 			t.Fatalf("refused: got %d, want 2", got)
