@@ -4,6 +4,7 @@ package faults
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"net/http"
@@ -146,6 +147,15 @@ func (su *suite) failoverSync(ctx context.Context, w *window) {
 	r := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
 	w.note("POST /notes, the 4 s before synchronous replication was turned on: p50 %v, p99 %v (%d POSTs); the 4 s after: p50 %v, p99 %v (%d POSTs)",
 		r(percentile(async, 0.5)), r(percentile(async, 0.99)), len(async), r(percentile(sync, 0.5)), r(percentile(sync, 0.99)), len(sync))
+	// The commit itself, without the app: 200 one-row commits in a row,
+	// synchronous, then asynchronous for this session only.
+	for _, mode := range []string{"on", "local"} {
+		ds, err := commitTimes(ctx, su.primary, mode, 200)
+		if err != nil {
+			su.t.Fatal(err)
+		}
+		w.note("one-row commit on the primary, synchronous_commit = %s: p50 %v, p99 %v", mode, percentile(ds, 0.5).Round(time.Microsecond), percentile(ds, 0.99).Round(time.Microsecond))
+	}
 	su.failover(ctx, w)
 	wait(ctx, 2*time.Second)
 }
@@ -330,4 +340,31 @@ func mustParse(s string) *url.URL {
 		panic(err)
 	}
 	return u
+}
+
+// commitTimes times n one-row INSERT commits on one connection with the
+// session's synchronous_commit set to mode ("on": wait for the synchronous
+// replica's flush; "local": do not).
+func commitTimes(ctx context.Context, db *sql.DB, mode string, n int) ([]time.Duration, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS commit_probe (at timestamptz)"); err != nil {
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, "SET synchronous_commit = "+mode); err != nil {
+		return nil, err
+	}
+	ds := make([]time.Duration, 0, n)
+	for range n {
+		t0 := time.Now()
+		if _, err := conn.ExecContext(ctx, "INSERT INTO commit_probe VALUES (now())"); err != nil {
+			return nil, err
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	_, err = conn.ExecContext(ctx, "RESET synchronous_commit")
+	return ds, err
 }
