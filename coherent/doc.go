@@ -63,9 +63,11 @@
 //     reconnection, then flushed;
 //   - while PostgreSQL or the listener is down and cannot reconnect: up to
 //     the cache's own TTL, which is the bound to choose TTLs by. Reads keep
-//     working (hits, and misses from replicas); [Bus.Stats] shows
-//     Connected false and DownSince, and Options.ErrorHandler hears
-//     [ErrDisconnected] and [ErrFlushed].
+//     working: hits, and misses from replicas (marks are not applied while
+//     disconnected, since the primary they would send reads to is then
+//     usually down; what is refilled meanwhile is flushed on reconnect).
+//     [Bus.Stats] shows Connected false and DownSince, and
+//     Options.ErrorHandler hears [ErrDisconnected] and [ErrFlushed].
 //
 // Send itself can fail (the primary is unreachable after the commit): the
 // write stands, the sending instance's caches are invalidated anyway, the

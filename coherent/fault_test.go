@@ -150,34 +150,53 @@ func TestSilentListenerFlushes(t *testing.T) {
 	t.Logf("silence -> reconnected and flushed in %v", time.Since(start))
 }
 
-// The primary restarts: the instances keep answering (hits, and loads from
-// the replica), reconnect and flush.
+// The primary stops while a key is marked at a position the (paused)
+// replica has not replayed: the instance keeps answering, hits and misses
+// (from the replica, TTL-bounded while disconnected), then reconnects and
+// flushes when the primary is back.
 func TestPrimaryRestart(t *testing.T) {
-	b := newInstance(t, "b", config{})
+	a, b := newInstance(t, "a", config{}), newInstance(t, "b", config{})
 	ctx := context.Background()
 	write(t, "r1", "v1")
+	write(t, "r2", "v1")
 	replicated(t)
-	if v, err := b.get(ctx, "r1"); err != nil || v != "v1" {
-		t.Fatalf("got %q, %v", v, err)
+	for _, k := range []string{"r1", "r2"} {
+		if v, err := b.get(ctx, k); err != nil || v != "v1" {
+			t.Fatalf("got %q, %v", v, err)
+		}
 	}
+	resume := pauseReplay(t)
+	write(t, "r1", "v2")
+	if err := a.bus.Send(ctx, a.users.Key("r1")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "b drops r1", func() bool { _, ok := b.cached("r1"); return !ok })
 	if err := cluster.Primary.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cluster.Primary.Start(context.Background()) })
 	waitFor(t, 5*time.Second, "b notices", func() bool { return !b.bus.Stats().Connected })
-	if v, err := b.get(ctx, "r1"); err != nil || v != "v1" {
+	if v, err := b.get(ctx, "r2"); err != nil || v != "v1" {
 		t.Errorf("hit while the primary is down: %q, %v", v, err)
 	}
-	b.local.Delete("r1")
-	if v, err := b.get(ctx, "r1"); err != nil || v != "v1" {
-		t.Errorf("miss while the primary is down: %q, %v (want a read from the replica)", v, err)
+	if v, err := b.get(ctx, "r1"); err != nil {
+		t.Errorf("marked miss while the primary is down: %q, %v; want a read from the replica", v, err)
 	}
+	resume()
 	if err := cluster.Primary.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "b reconnects", func() bool { s := b.bus.Stats(); return s.Connected && s.Connects >= 2 })
-	if _, ok := b.cached("r1"); ok {
-		t.Error("b kept its entries after reconnecting")
+	for _, k := range []string{"r1", "r2"} {
+		if _, ok := b.cached(k); ok {
+			t.Errorf("b kept %s after reconnecting", k)
+		}
+	}
+	if v, err := b.get(ctx, "r1"); err != nil || v != "v2" {
+		t.Errorf("after reconnecting: %q, %v; want v2", v, err)
+	}
+	if n := b.errs.Load(); n != 0 {
+		t.Errorf("%d reads on b failed, want 0", n)
 	}
 	if s := b.bus.Stats(); s.LastError == "" {
 		t.Error("Stats.LastError is empty after an outage")

@@ -160,8 +160,13 @@ func (b *Bus) newestMark() Position {
 
 // atLeast returns ctx made to read at the position a load of key in r
 // must see, or ctx itself when there is none.
+//
+// While the listener is disconnected, marks are not applied: the caches
+// are then only TTL-bounded anyway (whatever was refilled is flushed on
+// reconnect), and the disconnection usually means the primary is down, so
+// a read sent there to honour a mark would fail the request.
 func (b *Bus) atLeast(ctx context.Context, r *reg, key string) context.Context {
-	if b.replicas == nil {
+	if b.replicas == nil || !b.connected.Load() {
 		return ctx
 	}
 	if p, ok := b.minPosition(r, key); ok {
