@@ -28,6 +28,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	_ "golang.org/x/image/webp"
 
+	"github.com/sharednothing/sharednothing/coherent"
 	"github.com/sharednothing/sharednothing/localcache"
 	"github.com/sharednothing/sharednothing/replicapin"
 	"github.com/sharednothing/sharednothing/session"
@@ -61,6 +62,14 @@ type app struct {
 	cache    *localcache.ResponseCache
 	thumbs   *thumbnail.Handler
 	logouts  *localcache.Cache[string, int64] // user -> last logout, Unix µs
+
+	// logoutTimes reads logouts: through logoutKeys when there is a bus
+	// (PostgreSQL), directly on SQLite.
+	logoutTimes interface {
+		GetOrLoad(ctx context.Context, user string, load func(context.Context, string) (int64, error)) (int64, error)
+	}
+	bus        *coherent.Bus          // nil on SQLite
+	logoutKeys *coherent.Cache[int64] // logouts, invalidated on every instance over bus
 
 	draining atomic.Bool // set on SIGTERM; see drainAware
 }
@@ -312,7 +321,16 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, http.StatusServiceUnavailable, "The database is not accepting writes right now, so you are still logged in. Please try again in a moment.")
 			return
 		}
-		a.logouts.Set(user, now.UnixMicro())
+		// Every instance drops its cached logout time for user (this one
+		// too, even if the announcement fails; the others then within
+		// logoutTTL).
+		if a.bus != nil {
+			if err := a.bus.Send(ctx, a.logoutKeys.Key(user)); err != nil {
+				log.Printf("announcing %q's logout: %v", user, err)
+			}
+		} else {
+			a.logouts.Delete(user)
+		}
 	}
 	a.sessions.Destroy(ctx)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -320,9 +338,9 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 
 // validSession is the session manager's Validate hook: a logged-in session
 // is valid if it was issued (at login: RenewToken) after the user's last
-// logout. Each instance caches
-// logout times for logoutTTL, so a logout reaches every instance within
-// that time (at once on the instance that served it). When the database
+// logout. Each instance caches logout times; a logout reaches every
+// instance over the invalidation bus, or within logoutTTL when the bus is
+// down. When the database
 // cannot be asked, sessions are accepted: an outage must not log everyone
 // out; the check resumes when it is back.
 func (a *app) validSession(ctx context.Context, v *session.Values) bool {
@@ -330,7 +348,7 @@ func (a *app) validSession(ctx context.Context, v *session.Values) bool {
 	if user == "" {
 		return true
 	}
-	out, err := a.logouts.GetOrLoad(ctx, user, func(ctx context.Context, user string) (int64, error) {
+	out, err := a.logoutTimes.GetOrLoad(ctx, user, func(ctx context.Context, user string) (int64, error) {
 		ctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		return loggedOutAt(ctx, a.primary, user)

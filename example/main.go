@@ -24,6 +24,7 @@ import (
 	_ "modernc.org/sqlite"           // the "sqlite" database/sql driver, pure Go
 
 	sharednothing "github.com/sharednothing/sharednothing"
+	"github.com/sharednothing/sharednothing/coherent"
 	"github.com/sharednothing/sharednothing/example/internal/pgcluster"
 )
 
@@ -387,7 +388,29 @@ func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(
 		closeAll()
 		return nil, nil, err
 	}
-	return a, func() { a.pins.Close(); a.logouts.Close(); closeAll() }, nil
+	a.logoutTimes = a.logouts
+	if dialect == "postgres" {
+		if a.bus, err = newBus(c.databaseURL, c.instance, primary); err != nil {
+			a.pins.Close()
+			closeAll()
+			return nil, nil, err
+		}
+		if a.logoutKeys, err = coherent.NewCache(a.bus, "logouts", a.logouts); err != nil {
+			a.bus.Close()
+			a.pins.Close()
+			closeAll()
+			return nil, nil, err
+		}
+		a.logoutTimes = a.logoutKeys
+	}
+	return a, func() {
+		if a.bus != nil {
+			a.bus.Close()
+		}
+		a.pins.Close()
+		a.logouts.Close()
+		closeAll()
+	}, nil
 }
 
 // migrateWithRetry creates the schema, waiting up to 5 s for the primary.

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	sharednothing "github.com/sharednothing/sharednothing"
+	"github.com/sharednothing/sharednothing/coherent"
 
 	"github.com/sharednothing/sharednothing/localcache"
 	"github.com/sharednothing/sharednothing/replicapin"
@@ -32,14 +35,56 @@ func newSessions(secrets [][]byte, secure bool, validate func(context.Context, *
 }
 
 // logoutTTL is how long an instance trusts its cached copy of a user's
-// logout time: a cookie copied before a logout is refused everywhere at
-// most this long after it.
+// logout time. With PostgreSQL a logout is announced to every instance over
+// the invalidation bus (package coherent) and takes effect everywhere within
+// milliseconds; the TTL bounds how long a copied cookie can outlive a logout
+// when the bus is down, and on SQLite (no bus).
 const logoutTTL = 2 * time.Second
 
 // newLogouts returns the per-instance cache of users' logout times.
 func newLogouts() (*localcache.Cache[string, int64], error) {
 	return localcache.New(localcache.Options[string, int64]{MaxEntries: 100_000, TTL: logoutTTL, ErrorTTL: time.Second})
 }
+
+// newBus starts the invalidation bus: a LISTEN connection of its own to the
+// primary (through the same multi-host connection string, so it follows a
+// failover), over which the instances tell each other which cached logout
+// times changed.
+func newBus(primaryURL, instance string, primary *sql.DB) (*coherent.Bus, error) {
+	cfg, err := pgx.ParseConfig(primaryURL)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RuntimeParams["application_name"] = instance + " bus"
+	return coherent.New(coherent.Options{
+		DB: primary,
+		Dial: func(ctx context.Context) (coherent.Listener, error) {
+			conn, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				return nil, err
+			}
+			return pgxListener{conn}, nil
+		},
+	})
+}
+
+// pgxListener is a coherent.Listener on a pgx connection.
+type pgxListener struct{ conn *pgx.Conn }
+
+func (l pgxListener) Listen(ctx context.Context, channel string) error {
+	_, err := l.conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize())
+	return err
+}
+
+func (l pgxListener) WaitForNotification(ctx context.Context) (string, error) {
+	n, err := l.conn.WaitForNotification(ctx)
+	if err != nil {
+		return "", err
+	}
+	return n.Payload, nil
+}
+
+func (l pgxListener) Close() error { return l.conn.Close(context.Background()) }
 
 // newCache returns the response cache for the public home page. The page
 // says how long it stays fresh (Cache-Control: public, max-age=2).

@@ -110,9 +110,19 @@ func (su *suite) failover(ctx context.Context, w *window) {
 		su.t.Fatal(err)
 	}
 	w.note("%s rebuilt as a replica of %s", old.Name, next.Name)
-	su.waitFor(ctx, "every instance to read from "+old.Name+" again", func() bool { return su.replicasUp(ctx, old, true) })
-	su.waitFor(ctx, "every instance to see "+next.Name+" as no replica", func() bool { return su.replicasUp(ctx, next, false) })
-	w.note("every instance uses %s as a replica again and no longer %s", old.Name, next.Name)
+	// The instances know the nodes that were replicas at start: the
+	// promoted one must no longer be read from, a rebuilt one is read from
+	// again once it follows the new timeline.
+	if su.replicaName(next) != "" {
+		su.waitFor(ctx, "every instance to stop reading from "+next.Name, func() bool { return su.replicasUp(ctx, next, false) })
+		w.note("no instance reads from %s (now the primary) any more", next.Name)
+	}
+	for _, n := range pg.Replicas() {
+		if su.replicaName(n) != "" {
+			su.waitFor(ctx, "every instance to read from "+n.Name+" (following "+next.Name+")", func() bool { return su.replicasUp(ctx, n, true) })
+			w.note("every instance reads from %s again, on %s's timeline", n.Name, next.Name)
+		}
+	}
 }
 
 func (su *suite) failoverAsync(ctx context.Context, w *window) {

@@ -290,15 +290,15 @@ func (su *suite) killInstance(ctx context.Context, w *window) {
 	defer su.allowOnly(w, "503")
 }
 
-// replicaName is the name the instances give node n as a replica: every
-// node is listed with -replica-url in the cluster's order.
+// replicaName is the name the instances give node n as a replica, or ""
+// if they were not given it (the first primary).
 func (su *suite) replicaName(n *pgcluster.Node) string {
-	for i, m := range su.s.PG.Nodes {
+	for i, m := range su.s.ReplicaNodes {
 		if m == n {
 			return fmt.Sprintf("replica-%d", i+1)
 		}
 	}
-	return "?"
+	return ""
 }
 
 // replicasUp reports whether every instance sees replica r as up (want) or

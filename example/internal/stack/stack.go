@@ -6,9 +6,11 @@
 // cluster), the end-to-end tests and the fault suite.
 //
 // The instances reach the primary through a multi-host connection string
-// with target_session_attrs=read-write, and list every node as a replica
-// with target_session_attrs=standby, so they follow a failover
-// ([pgcluster.Cluster.Failover]) without being restarted or reconfigured.
+// with target_session_attrs=read-write listing every node, and each
+// original replica with target_session_attrs=standby, so they follow a
+// failover ([pgcluster.Cluster.Failover]) without being restarted or
+// reconfigured: a promoted replica stops being read from, and is read from
+// again once it has been rebuilt as a replica.
 //
 // Every process is started with a parent-death signal, so nothing outlives
 // the program that started it, and [Stack.Close] stops them all.
@@ -67,6 +69,9 @@ type Stack struct {
 	URL string
 	// PG is the database cluster: PG.Primary() and PG.Replicas().
 	PG *pgcluster.Cluster
+	// ReplicaNodes are the nodes the instances were given as replicas (the
+	// replicas at start), named replica-1, replica-2, … by the instances.
+	ReplicaNodes []*pgcluster.Node
 	// Instances are the app instances, named app-1, app-2, ….
 	Instances []*Instance
 	// Dir holds the logs, the nginx prefix and the shared upload directory
@@ -130,6 +135,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		return s, err
 	}
 	s.opts.Binary = opts.Binary
+	s.ReplicaNodes = s.PG.Replicas()
 	if opts.ReplicaDelay > 0 {
 		for _, r := range s.PG.Replicas() {
 			if err := r.SetApplyDelay(ctx, opts.ReplicaDelay); err != nil {
@@ -363,7 +369,7 @@ func (in *Instance) Start(ctx context.Context) error {
 	}
 	args := []string{"-addr", in.Addr, "-instance", in.Name, "-database-url", in.s.PG.PrimaryDSN(),
 		"-data-dir", filepath.Join(in.s.Dir, "data")}
-	for _, n := range in.s.PG.Nodes {
+	for _, n := range in.s.ReplicaNodes {
 		args = append(args, "-replica-url", n.ReplicaDSN())
 	}
 	cmd := exec.Command(in.s.opts.Binary, append(args, in.Args...)...)
