@@ -27,7 +27,16 @@ const MinKeyLen = 32
 // for concurrent use.
 type Signer struct {
 	label []byte
-	pools []*sync.Pool // one per key, newest first
+	pools []*sync.Pool // of *state, one pool per key, newest first
+}
+
+// state is one key's HMAC with scratch space, pooled so that signing
+// allocates nothing and the caller's buffers never escape: parts are copied
+// into buf before they reach the hash.Hash interface.
+type state struct {
+	h   hash.Hash
+	buf []byte
+	out [Size]byte
 }
 
 // New returns a Signer for label (which separates uses of the same key:
@@ -45,30 +54,37 @@ func New(pkg, label string, key []byte, previous ...[]byte) (*Signer, error) {
 	s := &Signer{label: []byte(label)}
 	for _, k := range append([][]byte{key}, previous...) {
 		k := append([]byte(nil), k...)
-		s.pools = append(s.pools, &sync.Pool{New: func() any { return hmac.New(sha256.New, k) }})
+		s.pools = append(s.pools, &sync.Pool{New: func() any { return &state{h: hmac.New(sha256.New, k)} }})
 	}
 	return s, nil
 }
 
-func (s *Signer) sum(i int, dst []byte, parts ...[]byte) []byte {
-	h := s.pools[i].Get().(hash.Hash)
-	h.Reset()
-	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(s.label)))
-	h.Write(n[:])
-	h.Write(s.label)
+// mac computes the MAC of parts under key i into a pooled state, which the
+// caller must put back.
+func (s *Signer) mac(i int, parts [][]byte) *state {
+	st := s.pools[i].Get().(*state)
+	st.buf = binary.BigEndian.AppendUint32(st.buf[:0], uint32(len(s.label)))
+	st.buf = append(st.buf, s.label...)
 	for _, p := range parts {
-		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
-		h.Write(n[:])
-		h.Write(p)
+		st.buf = binary.BigEndian.AppendUint32(st.buf, uint32(len(p)))
+		st.buf = append(st.buf, p...)
 	}
-	dst = h.Sum(dst)
-	s.pools[i].Put(h)
-	return dst
+	st.h.Reset()
+	st.h.Write(st.buf)
+	st.h.Sum(st.out[:0])
+	if cap(st.buf) > 64<<10 {
+		st.buf = nil // don't pool huge buffers
+	}
+	return st
 }
 
 // Sum appends the MAC of parts under the newest key to dst.
-func (s *Signer) Sum(dst []byte, parts ...[]byte) []byte { return s.sum(0, dst, parts...) }
+func (s *Signer) Sum(dst []byte, parts ...[]byte) []byte {
+	st := s.mac(0, parts)
+	dst = append(dst, st.out[:]...)
+	s.pools[0].Put(st)
+	return dst
+}
 
 // Verify reports whether mac is the MAC of parts under any key, in constant
 // time per key, and whether it was made with an older key (so the caller can
@@ -77,9 +93,11 @@ func (s *Signer) Verify(mac []byte, parts ...[]byte) (ok, old bool) {
 	if len(mac) != Size {
 		return false, false
 	}
-	var buf [Size]byte
 	for i := range s.pools {
-		if hmac.Equal(mac, s.sum(i, buf[:0], parts...)) {
+		st := s.mac(i, parts)
+		ok := hmac.Equal(mac, st.out[:])
+		s.pools[i].Put(st)
+		if ok {
 			return true, i > 0
 		}
 	}

@@ -45,3 +45,29 @@ func TestSignVerify(t *testing.T) {
 		t.Error("short previous key accepted")
 	}
 }
+
+func TestSignAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under the race detector")
+	}
+	s, _ := New("test", "label", bytes.Repeat([]byte{3}, 32))
+	var payload [22]byte
+	var mac [Size]byte
+	s.Sum(mac[:0], payload[:]) // warm the pool
+	if n := testing.AllocsPerRun(100, func() { s.Sum(mac[:0], payload[:]) }); n > 0 {
+		t.Errorf("Sum allocates %v times per call, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { s.Verify(mac[:], payload[:]) }); n > 0 {
+		t.Errorf("Verify allocates %v times per call, want 0", n)
+	}
+}
+
+func BenchmarkSign(b *testing.B) {
+	s, _ := New("test", "label", bytes.Repeat([]byte{3}, 32))
+	var payload [22]byte
+	var mac [Size]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Sum(mac[:0], payload[:])
+	}
+}
