@@ -401,6 +401,15 @@ func (b *Bus) receive(ctx context.Context, payload string) {
 		}
 		return
 	}
+	if m.origin == b.id {
+		// Send applied these here already; only heartbeats matter.
+		for _, it := range m.items {
+			if it.op == 'h' {
+				b.heard(it.arg)
+			}
+		}
+		return
+	}
 	if !m.resolved && b.replicas != nil && hasInvalidation(m.items) {
 		// Sent inside the writing transaction, before its commit record
 		// existed: the position it could have carried was short of the
@@ -415,7 +424,7 @@ func (b *Bus) receive(ctx context.Context, payload string) {
 		}
 		m.pos = p
 	}
-	b.apply(m.pos, m.items, true)
+	b.apply(m.pos, m.items)
 }
 
 func hasInvalidation(items []Item) bool {
@@ -429,10 +438,10 @@ func hasInvalidation(items []Item) bool {
 
 // apply marks, then invalidates, each item. Marking first means a load
 // that starts between the two already reads at pos.
-func (b *Bus) apply(pos Position, items []Item, remote bool) {
+func (b *Bus) apply(pos Position, items []Item) {
 	for _, it := range items {
 		if it.op == 'h' {
-			if remote && it.cache == b.id {
+			if it.cache == b.id {
 				b.heard(it.arg)
 			}
 			continue

@@ -23,7 +23,10 @@ import (
 // cache) or h (a heartbeat: CACHE is the sending bus, ARG its counter).
 // CACHE and ARG are percent-encoded: every byte that is not printable ASCII
 // other than a space or '%' becomes %XX, so a line holds no space or newline
-// of its own and any byte string survives the trip.
+// of its own and any byte string survives the trip. A payload sent by
+// [Bus.Send] starts with a line "o BUS s" naming the sending bus, which
+// applied the items itself before Send returned and skips them when its
+// own notification comes back.
 const (
 	version = "c1"
 	// maxPayload is the longest payload pg_notify accepts (shorter than
@@ -32,8 +35,11 @@ const (
 	// maxHeader bounds the header the sender's SQL writes in front of the
 	// item lines: "c1 " + 8 hex digits + " " + an LSN of at most 17 bytes.
 	maxHeader = len(version) + 1 + 8 + 1 + 17
+	// maxOrigin bounds the origin line: "\no " + a bus id (12 hex
+	// digits) + " s".
+	maxOrigin = 3 + 12 + 2
 	// maxBody is what item lines may take in one payload.
-	maxBody = maxPayload - maxHeader
+	maxBody = maxPayload - maxHeader - maxOrigin
 )
 
 // Item is one invalidation: a key of a [Cache], a URL or tag of [Pages], or
@@ -53,7 +59,8 @@ func (it Item) String() string {
 // message is a decoded payload.
 type message struct {
 	pos      Position
-	resolved bool // pos was read by the sender after the write committed
+	resolved bool   // pos was read by the sender after the write committed
+	origin   string // the sending bus, for payloads from Bus.Send
 	items    []Item
 }
 
@@ -113,13 +120,17 @@ func decode(payload string) (message, error) {
 	}
 	for line := range strings.SplitSeq(rest, "\n") {
 		f := strings.Split(line, " ")
-		if len(f) != 3 || len(f[0]) != 1 || !strings.ContainsRune("kutah", rune(f[0][0])) {
+		if len(f) != 3 || len(f[0]) != 1 || !strings.ContainsRune("kutaho", rune(f[0][0])) {
 			return m, errPayload
 		}
 		cache, err1 := unescape(f[1])
 		arg, err2 := unescape(f[2])
 		if err1 != nil || err2 != nil || cache == "" {
 			return m, errPayload
+		}
+		if f[0][0] == 'o' {
+			m.origin = cache
+			continue
 		}
 		m.items = append(m.items, Item{op: f[0][0], cache: cache, arg: arg})
 	}

@@ -28,7 +28,7 @@ func TestBodiesRoundTrip(t *testing.T) {
 			}
 			var got []Item
 			for _, b := range bs {
-				payload := header(Position{Timeline: 3, Offset: 0xFFFFFFFF_FFFFFFFF}) + b
+				payload := header(Position{Timeline: 3, Offset: 0xFFFFFFFF_FFFFFFFF}) + "\no 0123456789ab s" + b
 				if len(payload) > maxPayload {
 					t.Fatalf("payload of %d bytes, want at most %d", len(payload), maxPayload)
 				}
@@ -36,8 +36,8 @@ func TestBodiesRoundTrip(t *testing.T) {
 				if err != nil {
 					t.Fatalf("decode: %v", err)
 				}
-				if !m.resolved || m.pos != (Position{Timeline: 3, Offset: 0xFFFFFFFF_FFFFFFFF}) {
-					t.Errorf("got position %v, %v", m.pos, m.resolved)
+				if !m.resolved || m.pos != (Position{Timeline: 3, Offset: 0xFFFFFFFF_FFFFFFFF}) || m.origin != "0123456789ab" {
+					t.Errorf("got position %v, %v, origin %q", m.pos, m.resolved, m.origin)
 				}
 				got = append(got, m.items...)
 			}

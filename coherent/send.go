@@ -65,7 +65,7 @@ func (b *Bus) Send(ctx context.Context, items ...Item) error {
 		b.sendErrors.Add(1)
 		return err
 	}
-	b.apply(pos, items, false)
+	b.apply(pos, items)
 	return nil
 }
 
@@ -208,6 +208,10 @@ func (b *Bus) notify(items []Item) (Position, error) {
 		return Position{}, ErrClosed
 	}
 	all := bodies(items)
+	origin := "\n" + Item{op: 'o', cache: b.id, arg: "s"}.String()
+	for i := range all {
+		all[i] = origin + all[i]
+	}
 	var pos Position
 	for len(all) > 0 {
 		n := min(len(all), maxBatch)
