@@ -90,9 +90,10 @@ func thumb(img image.Image, p plan, orientation int) *image.NRGBA {
 			src = imaging.Crop(img, p.crop)
 		}
 	}
-	// Box-shrink by the largest integer k that leaves about twice the target
-	// (at least 1.8×) for the Lanczos pass.
-	k := int(min(float64(p.crop.Dx())/float64(p.tw), float64(p.crop.Dy())/float64(p.th)) / 1.8)
+	// Box-shrink by the largest integer k that leaves at least twice the
+	// target for the Lanczos pass (a scaled JPEG decode usually leaves
+	// less than four times, so it goes straight to Lanczos).
+	k := int(min(float64(p.crop.Dx())/float64(p.tw), float64(p.crop.Dy())/float64(p.th)) / 2)
 	if k >= 2 {
 		src = boxShrink(src, k)
 	}

@@ -18,12 +18,11 @@ type upsampler struct {
 }
 
 func (d *decoder) newUpsampler(c *component, w int) *upsampler {
-	n := d.n
 	u := &upsampler{
-		plane: c.plane, stride: c.bw * n,
-		fx: d.hmax / c.h, fy: d.vmax / c.v,
-		vw: max(1, min(ceilDiv(c.cw*n, 8), c.bw*n)),
-		vh: max(1, min(ceilDiv(c.ch*n, 8), c.bh*n)),
+		plane: c.plane, stride: c.bw * c.nx,
+		fx: c.ux, fy: c.uy,
+		vw: max(1, min(ceilDiv(c.cw*c.nx, 8), c.bw*c.nx)),
+		vh: max(1, min(ceilDiv(c.ch*c.ny, 8), c.bh*c.ny)),
 	}
 	if u.fx == 1 && u.fy == 1 {
 		return u
@@ -84,7 +83,7 @@ func (d *decoder) image() image.Image {
 	w, h := ceilDiv(d.width, d.scale), ceilDiv(d.height, d.scale)
 	if d.ncomp == 1 {
 		c := &d.comp[0]
-		return &image.Gray{Pix: c.plane, Stride: c.bw * d.n, Rect: image.Rect(0, 0, w, h)}
+		return &image.Gray{Pix: c.plane, Stride: c.bw * c.nx, Rect: image.Rect(0, 0, w, h)}
 	}
 	m := image.NewNRGBA(image.Rect(0, 0, w, h))
 	var ups [4]*upsampler

@@ -97,7 +97,7 @@ func TestPlanesMatchImageJPEG(t *testing.T) {
 				var maxd, sum, n int
 				for y := 0; y < h; y++ {
 					for x := 0; x < w; x++ {
-						a, b := int(c.plane[y*c.bw*8+x]), int(planes[i][y*strides[i]+x])
+						a, b := int(c.plane[y*c.bw*c.nx+x]), int(planes[i][y*strides[i]+x])
 						dd := max(a-b, b-a)
 						maxd = max(maxd, dd)
 						sum += dd

@@ -21,12 +21,12 @@ var unzig = func() (t [64]uint8) {
 	return t
 }()
 
-// keepFor is how many zigzag coefficients an n×n inverse DCT reads: one
-// past the last zigzag index with row and column below n.
-func keepFor(n int) int {
+// keepFor is how many zigzag coefficients an nx×ny inverse DCT reads: one
+// past the last zigzag index with column below nx and row below ny.
+func keepFor(nx, ny int) int {
 	k := 0
 	for i, z := range unzig {
-		if int(z)/8 < n && int(z)%8 < n {
+		if int(z)/8 < ny && int(z)%8 < nx {
 			k = i + 1
 		}
 	}
@@ -41,7 +41,7 @@ const idctBits = 13
 // transform of the low n×n coefficients gives the block at 1/(8/n) scale
 // with the same DC gain.
 var idctTab = func() (t [9][8][8]int64) {
-	for _, n := range []int{1, 2, 4, 8} {
+	for n := 1; n <= 8; n++ {
 		for x := 0; x < n; x++ {
 			for u := 0; u < n; u++ {
 				c := 1.0
@@ -65,26 +65,26 @@ func clamp8(v int64) uint8 {
 	return 255
 }
 
-// idct writes the n×n inverse DCT of the dequantised coefficients in blk
-// (natural order) to dst, level-shifted by 128. last is the highest
+// idct writes the nx×ny inverse DCT of the dequantised coefficients in
+// blk (natural order) to dst, level-shifted by 128. last is the highest
 // zigzag index that may be non-zero.
-func idct(blk *[64]int32, n, last int, dst []uint8, stride int) {
+func idct(blk *[64]int32, nx, ny, last int, dst []uint8, stride int) {
 	if last == 0 { // flat block
 		v := clamp8((int64(blk[0]) + 4 + 1024) >> 3)
-		for y := 0; y < n; y++ {
-			row := dst[y*stride : y*stride+n]
+		for y := 0; y < ny; y++ {
+			row := dst[y*stride : y*stride+nx]
 			for x := range row {
 				row[x] = v
 			}
 		}
 		return
 	}
-	t := &idctTab[n]
+	tx, ty := &idctTab[nx], &idctTab[ny]
 	// Rows: tmp[v][x] = Σu blk[v][u]·T[x][u], kept with 3 fraction bits.
 	var tmp [8][8]int64
 	rows := 0
-	for v := 0; v < n; v++ {
-		in := blk[v*8 : v*8+n]
+	for v := 0; v < ny; v++ {
+		in := blk[v*8 : v*8+nx]
 		zero := true
 		for _, c := range in {
 			if c != 0 {
@@ -96,23 +96,23 @@ func idct(blk *[64]int32, n, last int, dst []uint8, stride int) {
 			continue
 		}
 		rows = v + 1
-		for x := 0; x < n; x++ {
+		for x := 0; x < nx; x++ {
 			var s int64
 			for u, c := range in {
-				s += int64(c) * t[x][u]
+				s += int64(c) * tx[x][u]
 			}
 			tmp[v][x] = (s + 1<<(idctBits-4)) >> (idctBits - 3)
 		}
 	}
 	// Columns, with rounding and the level shift folded in.
 	const bias = 128<<(idctBits+3) + 1<<(idctBits+2)
-	for y := 0; y < n; y++ {
-		row := dst[y*stride : y*stride+n]
-		ty := &t[y]
+	for y := 0; y < ny; y++ {
+		row := dst[y*stride : y*stride+nx]
+		t := &ty[y]
 		for x := range row {
 			s := int64(bias)
 			for v := 0; v < rows; v++ {
-				s += tmp[v][x] * ty[v]
+				s += tmp[v][x] * t[v]
 			}
 			row[x] = clamp8(s >> (idctBits + 3))
 		}

@@ -10,17 +10,20 @@ import (
 // (sequential) or its kept coefficients (progressive), both at the decode
 // scale.
 type component struct {
-	id    uint8
-	h, v  int   // sampling factors
-	tq    uint8 // quantisation table
-	bw    int   // blocks per row in the MCU grid (mcux*h)
-	bh    int   // block rows in the MCU grid (mcuy*v)
-	cw    int   // samples per row at full scale, ceil(width*h/hmax)
-	ch    int   // rows at full scale
-	plane []uint8
-	pred  int32 // DC predictor
-	dc    *huffTable
-	ac    *huffTable
+	id     uint8
+	h, v   int   // sampling factors
+	tq     uint8 // quantisation table
+	bw     int   // blocks per row in the MCU grid (mcux*h)
+	bh     int   // block rows in the MCU grid (mcuy*v)
+	cw     int   // samples per row at full scale, ceil(width*h/hmax)
+	ch     int   // rows at full scale
+	nx, ny int   // samples per block side at the decode scale (scaled IDCT size)
+	ux, uy int   // upsampling factors from the plane to the output
+	keep   int   // zigzag coefficients the nx×ny transform reads
+	plane  []uint8
+	pred   int32 // DC predictor
+	dc     *huffTable
+	ac     *huffTable
 	// Progressive decoding.
 	coef  []int16  // keep coefficients per block, zigzag order
 	nz    []uint64 // per block, which coefficients are non-zero (when track > keep)
@@ -50,7 +53,6 @@ type decoder struct {
 	ctx       context.Context
 	scale     int   // 1, 2, 4 or 8
 	n         int   // output samples per block side: 8/scale
-	keep      int   // zigzag coefficients kept per block
 	maxPixels int64 // 0: none
 
 	data          []byte
@@ -461,13 +463,19 @@ func (d *decoder) finishParse(configOnly bool) error {
 		return formatErr("no scans")
 	}
 	d.n = 8 / d.scale
-	d.keep = keepFor(d.n)
 	var blocks int64
 	for i := 0; i < d.ncomp; i++ {
 		c := &d.comp[i]
+		// A subsampled component is decoded with a larger inverse DCT where
+		// the scale leaves room (4:2:0 chroma at 1/8 scale: 2×2 per block),
+		// so it comes out at the output resolution; what remains is
+		// upsampled.
+		c.nx, c.ux = scaledSize(d.n, d.hmax/c.h)
+		c.ny, c.uy = scaledSize(d.n, d.vmax/c.v)
+		c.keep = keepFor(c.nx, c.ny)
 		blocks += int64(c.bw) * int64(c.bh)
 		if !d.progressive {
-			c.plane = make([]uint8, c.bw*d.n*c.bh*d.n)
+			c.plane = make([]uint8, c.bw*c.nx*c.bh*c.ny)
 			for j := range c.plane {
 				c.plane[j] = 128
 			}
@@ -476,7 +484,7 @@ func (d *decoder) finishParse(configOnly bool) error {
 		// Follow the history of every coefficient a decoded refinement scan
 		// touches: a refinement scan that starts below the tracked limit
 		// needs the non-zero history of its whole band.
-		c.track = d.keep
+		c.track = c.keep
 		for changed := true; changed; {
 			changed = false
 			for _, s := range d.scans {
@@ -485,8 +493,8 @@ func (d *decoder) finishParse(configOnly bool) error {
 				}
 			}
 		}
-		c.coef = make([]int16, c.bw*c.bh*d.keep)
-		if c.track > d.keep {
+		c.coef = make([]int16, c.bw*c.bh*c.keep)
+		if c.track > c.keep {
 			c.nz = make([]uint64, c.bw*c.bh)
 		}
 	}
@@ -533,3 +541,12 @@ func (d *decoder) colorSpace() ColorSpace {
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// scaledSize returns the inverse DCT size for a component upsampled by f
+// at n output samples per luma block, and the upsampling left over.
+func scaledSize(n, f int) (size, up int) {
+	if n*f <= 8 {
+		return n * f, 1
+	}
+	return n, f
+}

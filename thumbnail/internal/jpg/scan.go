@@ -188,7 +188,7 @@ func (d *decoder) sequentialBlock(c *component, bx, by int) error {
 	r := d.seqReader
 	q := &d.quant[c.tq]
 	blk := &d.blk
-	keep := d.keep
+	keep := c.keep
 
 	if r.n < 32 {
 		r.fill()
@@ -249,9 +249,8 @@ func (d *decoder) sequentialBlock(c *component, bx, by int) error {
 		}
 		k++
 	}
-	n := d.n
-	stride := c.bw * n
-	idct(blk, n, last, c.plane[by*n*stride+bx*n:], stride)
+	stride := c.bw * c.nx
+	idct(blk, c.nx, c.ny, last, c.plane[by*c.ny*stride+bx*c.nx:], stride)
 	if last == 0 {
 		blk[0] = 0
 	} else {
@@ -263,8 +262,8 @@ func (d *decoder) sequentialBlock(c *component, bx, by int) error {
 }
 
 func (d *decoder) coefs(c *component, bx, by int) []int16 {
-	i := (by*c.bw + bx) * d.keep
-	return c.coef[i : i+d.keep]
+	i := (by*c.bw + bx) * c.keep
+	return c.coef[i : i+c.keep]
 }
 
 func (d *decoder) dcFirst(r *bitReader, c *component, bx, by, al int) error {
@@ -411,15 +410,14 @@ func (d *decoder) acRefine(r *bitReader, c *component, bx, by int, s *scan) erro
 // reconstruct turns the kept coefficients of a progressive file into
 // planes.
 func (d *decoder) reconstruct() error {
-	n := d.n
 	for i := 0; i < d.ncomp; i++ {
 		c := &d.comp[i]
 		if !d.qset[c.tq] {
 			return formatErr("component %d uses undefined quantisation table %d", c.id, c.tq)
 		}
 		q := &d.quant[c.tq]
-		stride := c.bw * n
-		c.plane = make([]uint8, stride*c.bh*n)
+		stride := c.bw * c.nx
+		c.plane = make([]uint8, stride*c.bh*c.ny)
 		c.nz = nil
 		for by := 0; by < c.bh; by++ {
 			if err := d.ctx.Err(); err != nil {
@@ -435,8 +433,8 @@ func (d *decoder) reconstruct() error {
 					}
 				}
 				d.blk[0] = int32(co[0]) * q[0]
-				idct(&d.blk, n, last, c.plane[by*n*stride+bx*n:], stride)
-				for _, z := range unzig[:d.keep] {
+				idct(&d.blk, c.nx, c.ny, last, c.plane[by*c.ny*stride+bx*c.nx:], stride)
+				for _, z := range unzig[:c.keep] {
 					d.blk[z] = 0
 				}
 			}
