@@ -403,7 +403,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr["Cache-Control"] = cacheControlSigned
 	}
 	if negotiated {
-		hdr["Vary"] = varyAccept
+		hdr.Add("Vary", "Accept") // after any Vary an outer middleware set
 	}
 	hdr["Etag"] = []string{etag}
 	if !info.ModTime.IsZero() {
@@ -424,7 +424,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		delete(hdr, "Etag")
 		delete(hdr, "Last-Modified")
-		delete(hdr, "Vary")
 		h.fail(w, r, err)
 		return
 	}
@@ -441,7 +440,6 @@ var (
 	cacheControlSigned = []string{"public, max-age=31536000, immutable"}
 	cacheControlPreset = []string{"public, max-age=3600"}
 	nosniff            = []string{"nosniff"}
-	varyAccept         = []string{"Accept"}
 )
 
 // acceptsWebP reports whether an Accept header lists image/webp with a

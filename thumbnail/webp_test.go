@@ -70,6 +70,20 @@ func TestWebPNegotiation(t *testing.T) {
 	}
 }
 
+// TestVaryAddsToOuterVary: a negotiated response keeps the Vary an outer
+// middleware (a session, say) set before the handler ran.
+func TestVaryAddsToOuterVary(t *testing.T) {
+	h := newHandler(t, Options{WebP: fakeWebP})
+	outer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Cookie")
+		h.ServeHTTP(w, r)
+	})
+	resp := get(outer, "GET", h.URL("photo.jpg", Spec{Width: 40}), "Accept", "image/webp")
+	if got := resp.Header.Values("Vary"); strings.Join(got, ", ") != "Cookie, Accept" {
+		t.Errorf("Vary: got %q, want Cookie and Accept", got)
+	}
+}
+
 func TestWebPEncoderFailureIs500(t *testing.T) {
 	h := newHandler(t, Options{WebP: func(io.Writer, image.Image, int) error { return fmt.Errorf("wasm trap") }})
 	resp := get(h, "GET", h.URL("photo.jpg", Spec{Width: 40, Format: WebP}))
