@@ -115,13 +115,28 @@ func (a *app) instanceHeader(next http.Handler) http.Handler {
 	})
 }
 
-// drainAware asks clients (the load balancer) to close their connection
-// after each response while the instance drains, so none is left idle for
-// them to reuse when the instance stops accepting connections.
+// drainAware makes a draining instance (after SIGTERM) easy for a load
+// balancer to leave: every response closes its connection, so none is left
+// idle to be reused when the instance stops accepting; and page reads
+// (GET and HEAD, but not /healthz or thumbnails) are answered with a quick
+// 503, which a balancer that retries idempotent requests on 503 (nginx:
+// proxy_next_upstream http_503) sends to another instance, counting the
+// 503 as a failure of this one, so that it stops choosing it (max_fails)
+// before the listener closes. Writes are still served: a balancer does not
+// resend a POST it has sent.
 func (a *app) drainAware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.draining.Load() {
-			w.Header().Set("Connection", "close")
+		if !a.draining.Load() {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Connection", "close")
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+			r.URL.Path != "/healthz" && !strings.HasPrefix(r.URL.Path, "/thumbs/") {
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, "This instance is restarting; another one will answer.", http.StatusServiceUnavailable)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -39,7 +39,9 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute) // a cold build cache compiles SQLite
 	start := time.Now()
-	cluster, clusterErr = stack.Start(ctx, stack.Options{Instances: 3, ReplicaDelay: replicaDelay})
+	// A longer drain than the default, so TestDrain can look at a draining
+	// instance on a slow machine.
+	cluster, clusterErr = stack.Start(ctx, stack.Options{Instances: 3, ReplicaDelay: replicaDelay, Drain: 5 * time.Second})
 	startTook = time.Since(start)
 	cancel()
 	if clusterErr == nil {

@@ -189,9 +189,23 @@ func TestDrain(t *testing.T) {
 			t.Fatalf("%s /healthz 1 s after SIGTERM: %+v, %v; want 503 draining", in.Name, h, err)
 		}
 	}
+	// Page reads get a quick 503 that nginx retries elsewhere (and counts
+	// against the instance); writes are still served; every response
+	// closes its connection.
 	d := newUser(t, "http://"+in.Addr)
-	r := d.get("/")
-	if r.StatusCode != http.StatusOK || !r.Close {
-		t.Fatalf("GET / while draining: got %s, connection close %v; want 200 and Connection: close", r.Status, r.Close)
+	if r := d.get("/"); r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" || !r.Close {
+		t.Fatalf("GET / while draining: got %s, Retry-After %q, connection close %v; want 503 with Retry-After and Connection: close",
+			r.Status, r.Header.Get("Retry-After"), r.Close)
+	}
+	d.login(randomName("draining"))
+	if r := d.post("/notes", url.Values{"text": {"written while draining"}}); r.StatusCode != http.StatusSeeOther || !r.Close {
+		t.Fatalf("POST /notes while draining: got %s, connection close %v; want 303 and Connection: close", r.Status, r.Close)
+	}
+	// Through nginx nothing fails meanwhile.
+	u := newUser(t, s.URL)
+	for range 6 {
+		if r := u.get("/"); r.StatusCode != http.StatusOK || r.Header.Get("X-Instance") == in.Name {
+			t.Fatalf("GET / through nginx while %s drains: got %s from %s, want 200 from another instance", in.Name, r.Status, r.Header.Get("X-Instance"))
+		}
 	}
 }

@@ -82,6 +82,7 @@ func TestFaults(t *testing.T) {
 
 	if os.Getenv("FAULTS_ONLY") == "" {
 		su.measureLB(ctx)
+		wait(ctx, 3*time.Second) // let the requests the load test left behind finish
 	}
 
 	su.run("baseline (no fault)", 6*time.Second, nil)
@@ -386,7 +387,7 @@ func (su *suite) rotateSecret(ctx context.Context, w *window) {
 	}
 	roll("seal with the old secret, accept the new", "-secret", old, "-accept-secret", next)
 	roll("seal with the new secret, accept the old", "-secret", next, "-accept-secret", old)
-	wait(ctx, 3*time.Second) // grace period: every active user is re-sealed
+	wait(ctx, 6*time.Second) // grace period: every active user is re-sealed, and has seen pages (thumbnail URLs) signed with the new key
 	roll("the old secret dropped", "-secret", next)
 	su.s.Secret = next
 	wait(ctx, 2*time.Second)

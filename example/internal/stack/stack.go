@@ -57,6 +57,8 @@ type Options struct {
 	// Binary is the example app binary. Default: built with [Build] into
 	// the stack's directory.
 	Binary string
+	// Drain is the instances' -drain; default [Drain].
+	Drain time.Duration
 	// Env is added to every instance's environment.
 	Env []string
 	// Log, if set, receives every process's output as well as its log file.
@@ -91,6 +93,9 @@ type Stack struct {
 func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if opts.Instances <= 0 {
 		opts.Instances = 3
+	}
+	if opts.Drain <= 0 {
+		opts.Drain = Drain
 	}
 	if opts.Secret == "" {
 		b := make([]byte, 32)
@@ -153,7 +158,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 			Name: fmt.Sprintf("app-%d", i+1),
 			Addr: fmt.Sprintf("127.0.0.1:%d", ports[i+1]),
 			// A short drain: longer than nginx's upstream keepalive_timeout.
-			Env: append([]string{"DRAIN=" + Drain.String()}, opts.Env...),
+			Env: append([]string{"DRAIN=" + opts.Drain.String()}, opts.Env...),
 			s:   s,
 		}
 		in.Args = []string{"-secret", opts.Secret}
@@ -202,9 +207,11 @@ func NginxPath() (string, error) {
 	return "", ErrNoNginx
 }
 
-// Drain is the -drain the stack gives its instances: longer than the
-// upstream keepalive_timeout in [NginxConf], so that by the time a draining
-// instance closes its listener nginx holds no idle connection to it.
+// Drain is the -drain the stack gives its instances by default: longer than
+// the upstream keepalive_timeout in [NginxConf], so that by the time a
+// draining instance closes its listener nginx holds no idle connection to
+// it, and shorter than fail_timeout, so that nginx, once it has counted the
+// draining instance's first 503, does not come back before it has stopped.
 const Drain = 2 * time.Second
 
 // NginxConf is the nginx configuration of the stack, the one the README
@@ -215,14 +222,18 @@ const Drain = 2 * time.Second
 //     at 32 connections). Idle ones are closed by nginx after 1 s, sooner
 //     than an instance's -drain, so an instance that drains and then stops
 //     accepting is never sent a request on a connection it is closing.
-//   - Passive health checks: an instance that refuses a connection or times
-//     out (max_fails=1) is skipped for fail_timeout, then tried again.
-//   - Retries: a request that met an error or timeout goes to the next
-//     instance, but nginx never resends a POST it has already sent
-//     (non_idempotent is off); a POST that never reached an instance (a
-//     refused connection) is retried. The app's own 503s are not retried
-//     or counted as failures: they mean the shared database is down, which
-//     another instance would answer the same way.
+//   - Passive health checks: an instance that refuses a connection, times
+//     out or answers a page with 503 (max_fails=1) is skipped for
+//     fail_timeout (3 s), then tried again. A draining instance answers
+//     page reads with 503, so nginx leaves it within its first request or
+//     so, and fail_timeout outlasts the rest of the drain: by the time the
+//     instance closes its listener nginx sends it nothing, POSTs included.
+//   - Retries: a GET that met an error, a timeout or a 503 goes to the next
+//     instance; nginx never resends a POST it has already sent
+//     (non_idempotent is off), and retries one that never reached an
+//     instance (a refused connection). The price of http_503: while the
+//     shared database is down, the app's 503s also mark instances failed,
+//     and nginx answers its own 503 for up to fail_timeout.
 //   - Thumbnails are retried only when the connection failed, never after
 //     a timeout: a render that took too long is not started again on every
 //     other instance, and a full render queue's 503 reaches the client.
@@ -271,7 +282,7 @@ http {
 		proxy_buffer_size 16k;
 		location / {
 			proxy_pass http://app;
-			proxy_next_upstream error timeout;
+			proxy_next_upstream error timeout http_503;
 			proxy_next_upstream_tries 3;
 			proxy_next_upstream_timeout 5s;
 		}
@@ -291,7 +302,7 @@ func (s *Stack) startNginx(ctx context.Context, bin string, port int) error {
 	}
 	var servers strings.Builder
 	for _, in := range s.Instances {
-		fmt.Fprintf(&servers, "\t\tserver %s max_fails=1 fail_timeout=1s;\n", in.Addr)
+		fmt.Fprintf(&servers, "\t\tserver %s max_fails=1 fail_timeout=3s;\n", in.Addr)
 	}
 	conf := strings.NewReplacer("{{dir}}", dir, "{{servers}}", servers.String(), "{{port}}", strconv.Itoa(port)).Replace(NginxConf)
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
