@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"image"
+	"image/color"
 	"image/jpeg"
 	"image/png"
 	"math"
 	"sync"
-
-	"github.com/disintegration/imaging"
 )
 
 // plan is the geometry of one render, in the source's raw (unrotated)
@@ -76,9 +75,9 @@ func makePlan(b image.Rectangle, orientation int, sp Spec, maxDim int) (plan, er
 	return p, nil
 }
 
-// thumb resamples img to the plan: an integer box pre-shrink on the decoded
-// pixels (YCbCr planes for JPEG) to about twice the target, then Lanczos
-// on the small image, then EXIF orientation.
+// thumb resamples img to the plan: an integer box pre-shrink when the
+// decoded pixels are more than four times the target, then Lanczos-3,
+// then EXIF orientation.
 func thumb(img image.Image, p plan, orientation int) *image.NRGBA {
 	src := img
 	if p.crop != img.Bounds() {
@@ -87,7 +86,7 @@ func thumb(img image.Image, p plan, orientation int) *image.NRGBA {
 		}); ok {
 			src = si.SubImage(p.crop)
 		} else {
-			src = imaging.Crop(img, p.crop)
+			src = toNRGBA(img).SubImage(p.crop)
 		}
 	}
 	// Box-shrink by the largest integer k that leaves at least twice the
@@ -97,29 +96,229 @@ func thumb(img image.Image, p plan, orientation int) *image.NRGBA {
 	if k >= 2 {
 		src = boxShrink(src, k)
 	}
-	var out *image.NRGBA
-	if b := src.Bounds(); b.Dx() == p.tw && b.Dy() == p.th {
-		out = imaging.Clone(src)
-	} else {
-		out = imaging.Resize(src, p.tw, p.th, imaging.Lanczos)
+	return orient(resample(src, p.tw, p.th), orientation)
+}
+
+// toNRGBA converts any image to NRGBA (fast for the types decoders
+// return).
+func toNRGBA(img image.Image) *image.NRGBA {
+	if m, ok := img.(*image.NRGBA); ok {
+		return m
 	}
-	switch orientation {
-	case 2:
-		out = imaging.FlipH(out)
-	case 3:
-		out = imaging.Rotate180(out)
-	case 4:
-		out = imaging.FlipV(out)
-	case 5:
-		out = imaging.Transpose(out)
-	case 6:
-		out = imaging.Rotate270(out)
-	case 7:
-		out = imaging.Transverse(out)
-	case 8:
-		out = imaging.Rotate90(out)
+	b := img.Bounds()
+	m := image.NewNRGBA(b)
+	if g, ok := img.(*image.Gray); ok {
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := g.Pix[g.PixOffset(b.Min.X, y):][:b.Dx()]
+			out := m.Pix[m.PixOffset(b.Min.X, y):]
+			for x, v := range row {
+				out[4*x], out[4*x+1], out[4*x+2], out[4*x+3] = v, v, v, 255
+			}
+		}
+		return m
+	}
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
+			o := m.Pix[m.PixOffset(x, y):]
+			o[0], o[1], o[2], o[3] = c.R, c.G, c.B, c.A
+		}
+	}
+	return m
+}
+
+// taps are one output sample's filter: weights for source samples from
+// start on.
+type taps struct {
+	start int
+	w     []float32
+}
+
+// lanczosTaps computes Lanczos-3 filters mapping n source samples to m,
+// centre-aligned, widened by the reduction factor when shrinking and
+// normalised to sum 1 (the edges keep only the taps inside the image).
+func lanczosTaps(m, n int) []taps {
+	scale := float64(n) / float64(m)
+	radius := 3.0 * max(scale, 1)
+	out := make([]taps, m)
+	for i := range out {
+		c := (float64(i)+0.5)*scale - 0.5
+		lo := max(int(math.Ceil(c-radius)), 0)
+		hi := min(int(math.Floor(c+radius)), n-1)
+		w := make([]float32, 0, max(hi-lo+1, 1))
+		var sum float64
+		for j := lo; j <= hi; j++ {
+			v := lanczos3((float64(j) - c) / max(scale, 1))
+			w = append(w, float32(v))
+			sum += v
+		}
+		if sum != 0 {
+			for j := range w {
+				w[j] = float32(float64(w[j]) / sum)
+			}
+		}
+		out[i] = taps{lo, w}
 	}
 	return out
+}
+
+func lanczos3(x float64) float64 {
+	x = math.Abs(x)
+	switch {
+	case x == 0:
+		return 1
+	case x >= 3:
+		return 0
+	}
+	px := math.Pi * x
+	return 3 * math.Sin(px) * math.Sin(px/3) / (px * px)
+}
+
+// resample resizes src to w×h with a separable Lanczos-3 filter, rows
+// first. Gray stays one channel until the output; translucent NRGBA is
+// filtered with premultiplied alpha so hidden colours do not bleed.
+func resample(src image.Image, w, h int) *image.NRGBA {
+	var pix []uint8
+	var stride, ch int
+	b := src.Bounds()
+	switch m := src.(type) {
+	case *image.Gray:
+		pix, stride, ch = m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride, 1
+	default:
+		n := toNRGBA(src)
+		pix, stride, ch = n.Pix[n.PixOffset(b.Min.X, b.Min.Y):], n.Stride, 4
+	}
+	sw, sh := b.Dx(), b.Dy()
+	alpha := false
+	if ch == 4 {
+		for y := 0; y < sh && !alpha; y++ {
+			row := pix[y*stride : y*stride+4*sw]
+			for i := 3; i < len(row); i += 4 {
+				if row[i] != 255 {
+					alpha = true
+					break
+				}
+			}
+		}
+	}
+	// Rows: sh × w samples of ch channels (colour premultiplied by alpha
+	// when there is alpha).
+	xt := lanczosTaps(w, sw)
+	tmp := make([]float32, sh*w*ch)
+	for y := 0; y < sh; y++ {
+		row := pix[y*stride:]
+		out := tmp[y*w*ch : (y+1)*w*ch]
+		for x, t := range xt {
+			switch {
+			case ch == 1:
+				var s float32
+				for i, f := range t.w {
+					s += f * float32(row[t.start+i])
+				}
+				out[x] = s
+			case !alpha:
+				var r, g, bl float32
+				px := row[4*t.start:]
+				for i, f := range t.w {
+					r += f * float32(px[4*i])
+					g += f * float32(px[4*i+1])
+					bl += f * float32(px[4*i+2])
+				}
+				o := out[4*x : 4*x+4 : 4*x+4]
+				o[0], o[1], o[2], o[3] = r, g, bl, 255
+			default:
+				var r, g, bl, a float32
+				px := row[4*t.start:]
+				for i, f := range t.w {
+					fa := f * float32(px[4*i+3])
+					r += fa * float32(px[4*i])
+					g += fa * float32(px[4*i+1])
+					bl += fa * float32(px[4*i+2])
+					a += fa
+				}
+				o := out[4*x : 4*x+4 : 4*x+4]
+				o[0], o[1], o[2], o[3] = r, g, bl, a
+			}
+		}
+	}
+	// Columns, then round into NRGBA.
+	dst := image.NewNRGBA(image.Rect(0, 0, w, h))
+	acc := make([]float32, w*ch)
+	for y, t := range lanczosTaps(h, sh) {
+		clear(acc)
+		for i, f := range t.w {
+			row := tmp[(t.start+i)*w*ch : (t.start+i+1)*w*ch]
+			for x, v := range row {
+				acc[x] += f * v
+			}
+		}
+		out := dst.Pix[y*dst.Stride : y*dst.Stride+4*w]
+		for x := 0; x < w; x++ {
+			o := out[4*x : 4*x+4 : 4*x+4]
+			switch {
+			case ch == 1:
+				v := round8(acc[x])
+				o[0], o[1], o[2], o[3] = v, v, v, 255
+			case !alpha:
+				o[0], o[1], o[2], o[3] = round8(acc[4*x]), round8(acc[4*x+1]), round8(acc[4*x+2]), 255
+			default:
+				a := acc[4*x+3]
+				if a <= 0 {
+					o[0], o[1], o[2], o[3] = 0, 0, 0, 0
+					continue
+				}
+				o[0], o[1], o[2] = round8(acc[4*x]/a), round8(acc[4*x+1]/a), round8(acc[4*x+2]/a)
+				o[3] = round8(a)
+			}
+		}
+	}
+	return dst
+}
+
+func round8(v float32) uint8 {
+	switch {
+	case v <= 0:
+		return 0
+	case v >= 255:
+		return 255
+	}
+	return uint8(v + 0.5)
+}
+
+// orient applies an EXIF orientation (2–8) to m.
+func orient(m *image.NRGBA, orientation int) *image.NRGBA {
+	if orientation < 2 || orientation > 8 {
+		return m
+	}
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	dw, dh := w, h
+	if transposed(orientation) {
+		dw, dh = h, w
+	}
+	dst := image.NewNRGBA(image.Rect(0, 0, dw, dh))
+	for y := 0; y < dh; y++ {
+		for x := 0; x < dw; x++ {
+			var sx, sy int
+			switch orientation {
+			case 2: // mirrored
+				sx, sy = w-1-x, y
+			case 3: // rotated 180°
+				sx, sy = w-1-x, h-1-y
+			case 4: // upside down mirror
+				sx, sy = x, h-1-y
+			case 5: // transposed
+				sx, sy = y, x
+			case 6: // needs 90° clockwise
+				sx, sy = y, h-1-x
+			case 7: // transverse
+				sx, sy = w-1-y, h-1-x
+			case 8: // needs 90° counter-clockwise
+				sx, sy = w-1-y, x
+			}
+			copy(dst.Pix[y*dst.Stride+4*x:y*dst.Stride+4*x+4], m.Pix[sy*m.Stride+4*sx:])
+		}
+	}
+	return dst
 }
 
 // boxShrink averages k×k blocks. It works on the decoded colour model where
@@ -347,24 +546,58 @@ func (p *pngPool) Put(b *png.EncoderBuffer) { p.p.Put(b) }
 var pngEnc = &png.Encoder{BufferPool: &pngPool{}}
 
 // encode writes m in format f (JPEG or PNG). The encoders write no metadata,
-// so nothing from the source (EXIF, GPS, ICC, comments) survives.
+// so nothing from the source (EXIF, GPS, ICC, comments) survives. An
+// opaque image whose pixels are all gray is written as a one-channel
+// image, so gray sources stay gray (and smaller).
 func encode(m *image.NRGBA, f Format, quality int) ([]byte, string, error) {
 	var buf bytes.Buffer
 	buf.Grow(16 << 10)
 	if f == JPEG {
 		flatten(m)
-		// Every pixel is opaque now, so the NRGBA bytes are valid RGBA and the
-		// JPEG encoder can take its fast path.
-		rgba := &image.RGBA{Pix: m.Pix, Stride: m.Stride, Rect: m.Rect}
-		if err := jpeg.Encode(&buf, rgba, &jpeg.Options{Quality: quality}); err != nil {
+		var img image.Image
+		if g := grayOf(m); g != nil {
+			img = g
+		} else {
+			// Every pixel is opaque now, so the NRGBA bytes are valid RGBA and
+			// the JPEG encoder can take its fast path.
+			img = &image.RGBA{Pix: m.Pix, Stride: m.Stride, Rect: m.Rect}
+		}
+		if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: quality}); err != nil {
 			return nil, "", err
 		}
 		return buf.Bytes(), "image/jpeg", nil
 	}
-	if err := pngEnc.Encode(&buf, m); err != nil {
+	var img image.Image = m
+	if g := grayOf(m); g != nil {
+		img = g
+	}
+	if err := pngEnc.Encode(&buf, img); err != nil {
 		return nil, "", err
 	}
 	return buf.Bytes(), "image/png", nil
+}
+
+// grayOf returns m as a Gray image if every pixel is opaque with R = G = B,
+// else nil.
+func grayOf(m *image.NRGBA) *image.Gray {
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	for y := 0; y < h; y++ {
+		row := m.Pix[y*m.Stride : y*m.Stride+4*w]
+		for i := 0; i < len(row); i += 4 {
+			if row[i+3] != 255 || row[i] != row[i+1] || row[i] != row[i+2] {
+				return nil
+			}
+		}
+	}
+	g := image.NewGray(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		row := m.Pix[y*m.Stride:]
+		out := g.Pix[y*g.Stride : y*g.Stride+w]
+		for x := range out {
+			out[x] = row[4*x]
+		}
+	}
+	return g
 }
 
 // outputFormat decides the format when the spec leaves it to the source.
