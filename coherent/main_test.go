@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,7 +25,23 @@ import (
 // tests; a test that pauses replay resumes it in t.Cleanup.
 var cluster *pgtest.Cluster
 
-func TestMain(m *testing.M) { pgtest.Run(m, 1, &cluster) }
+// TestMain starts the cluster, except in fuzzing processes, whose targets
+// need none. The Example needs PostgreSQL and cannot skip itself: without
+// PostgreSQL, outside CI, it is left out (with CI=true the run fails).
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if flag.Lookup("test.fuzz").Value.String() != "" || flag.Lookup("test.fuzzworker").Value.String() == "true" {
+		os.Exit(m.Run())
+	}
+	if pgtest.Available() != nil && os.Getenv("CI") != "true" {
+		skip := "^Example$"
+		if s := flag.Lookup("test.skip").Value.String(); s != "" {
+			skip = s + "|" + skip
+		}
+		flag.Set("test.skip", skip)
+	}
+	pgtest.Run(m, 1, &cluster)
+}
 
 // wireListener adapts the test driver's connection to coherent.Listener,
 // as the pgx adapter in the package documentation does for pgx.
