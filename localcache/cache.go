@@ -70,7 +70,10 @@ type Options[K comparable, V any] struct {
 
 	// TTL is how long an entry set with Set or loaded by GetOrLoad stays
 	// fresh. Zero means entries never expire. SetWithTTL overrides it per
-	// entry.
+	// entry. With any of TTL, StaleWhileRevalidate or ErrorTTL set, the
+	// cache reads a clock that a goroutine of its own advances every
+	// millisecond until Close, so an entry may live up to 1 ms past its
+	// TTL.
 	TTL time.Duration
 
 	// Shards is the number of independently locked shards, rounded up to a
@@ -126,6 +129,7 @@ type Cache[K comparable, V any] struct {
 	cost             func(K, V) int64
 	onEvict          func(K, V, EvictReason)
 	base             time.Time // now() counts from here
+	clock            *clock    // nil unless entries expire by default
 
 	budget            budget
 	loads, loadErrors atomic.Uint64
@@ -206,6 +210,10 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 	if n == 1 {
 		c.shift = 63 // hash >> 63 is 0 or 1; shardFor masks it
 	}
+	if c.ttl > 0 || c.swr > 0 || c.errTTL > 0 {
+		c.clock = startClock(c.base)
+		runtime.AddCleanup(c, (*clock).halt, c.clock)
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for i := range c.shards {
 		c.shards[i].init(i, &c.budget)
@@ -213,27 +221,17 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 	return c, nil
 }
 
-// now returns nanoseconds since the cache was made, at least 1, from the
-// monotonic clock (one vDSO call; fake time under testing/synctest).
-//
-// Measured against the process-wide coarse clock this replaced (a goroutine
-// storing the time every millisecond for every cache with a TTL, read with
-// one atomic load): parallel Zipf hits over 16k keys with a 1 h TTL,
-// BenchmarkGetZipf/ttl=1h and BenchmarkGetOrLoadZipf, -cpu 2,8, variants
-// interleaved run by run on a shared 2-core kvm-clock VM, benchstat medians:
-//
-//	                    n=10, 1e6 ops        n=20, 2e6 ops
-//	Get, 2 goroutines   +38 % (p=0.029)      +39 % (p=0.007)
-//	Get, 8 goroutines   +48 % (p=0.011)      +61 % (p=0.000)
-//	GetOrLoad, 2        +54 % (p=0.015)      +74 % (p=0.000)
-//	GetOrLoad, 8        +53 % (p=0.004)      +44 % (p=0.001)
-//
-// (spreads ±20-60 %; hits without a TTL read no clock and did not change).
-// The coarse clock was faster, but it was process-wide state that woke
-// every process holding such a cache 1000 times a second and hid time from
-// testing/synctest, and hits with a TTL still meet the toolkit's targets
-// without it (bench/README.md), so the plain clock it is.
-func (c *Cache[K, V]) now() int64 { return int64(time.Since(c.base)) + 1 }
+// now returns nanoseconds since the cache was made, at least 1: from the
+// cache's coarse clock while it runs (see [clock] for why there is one),
+// else from the monotonic clock.
+func (c *Cache[K, V]) now() int64 {
+	if c.clock != nil {
+		if t := c.clock.now.Load(); t != 0 {
+			return t
+		}
+	}
+	return sinceBase(c.base)
+}
 
 // hash hashes a key with the map hasher for K.
 func (c *Cache[K, V]) hash(key K) uint64 { return maphash.Comparable(c.seed, key) }
@@ -468,13 +466,16 @@ func (c *Cache[K, V]) Stats() Stats {
 }
 
 // Close stops the cache's background work: it cancels the context of
-// running loads and refreshes and waits for them to return. The entries
-// stay readable; GetOrLoad returns [ErrClosed] afterwards. Close is
-// idempotent.
+// running loads and refreshes and waits for them to return, and stops the
+// clock goroutine of a cache with a TTL. The entries stay readable;
+// GetOrLoad and Load return [ErrClosed] afterwards. Close is idempotent.
 func (c *Cache[K, V]) Close() error {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
+	if c.clock != nil {
+		c.clock.halt()
+	}
 	c.cancel()
 	c.wg.Wait()
 	return nil
