@@ -112,14 +112,15 @@ type Stats struct {
 	Bytes          int64  `json:"bytes"`           // sum of Cost over the entries held now
 }
 
-// Cache is a sharded, bounded, typed in-memory cache. Reads take no lock and,
-// apart from their shard's hit counter, write no shared memory in the common
-// case, so hits scale with cores; writes lock one shard. Each shard evicts in
+// Cache is a sharded, bounded, typed in-memory cache. Reads take no lock; a
+// hit writes only its shard's hit counter (and, once, the entry's
+// recently-used flag), so hits scale with cores; writes lock one shard. Each shard evicts in
 // least-recently-used order with a second chance for entries read since they
 // were last considered, so recency costs a hit one flag at most.
 //
 // A Cache is safe for concurrent use. Its zero value is not usable; call
-// [New].
+// [New], and [Cache.Close] when done: a cache with a TTL runs a clock
+// goroutine.
 type Cache[K comparable, V any] struct {
 	shards []shard[K, V]
 	shift  uint // hash >> shift picks the shard
