@@ -24,6 +24,48 @@ import (
 // then is the next one restarted. Not one request may fail, POSTs included.
 func (su *suite) rollingRestart(ctx context.Context, w *window) {
 	defer su.allowOnly(w) // zero failed requests
+	// On top of the users, 16 more post notes back to back, without
+	// pausing: more requests in flight at every instant a listener closes.
+	storm, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var stormers []*user
+	for i := range 16 {
+		u := newUser(su.s.URL, fmt.Sprintf("s%02d-%s", i, randHex(3)), true)
+		if err := u.login(ctx, w); err != nil {
+			su.t.Fatal(err)
+		}
+		stormers = append(stormers, u)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for storm.Err() == nil {
+				text := fmt.Sprintf("%s storm %s", u.name, randHex(6))
+				if st, loc := u.postNote(storm, w, text); st == http.StatusSeeOther && loc == "/notes" {
+					u.mu.Lock()
+					u.acked = append(u.acked, text)
+					u.mu.Unlock()
+				}
+			}
+		}()
+	}
+	defer func() {
+		stop()
+		wg.Wait()
+		for _, u := range stormers {
+			have, err := su.notesOf(ctx, u.name)
+			if err != nil {
+				su.t.Fatal(err)
+			}
+			for _, a := range u.acked {
+				switch {
+				case have[a] == 0:
+					w.lost++
+				case have[a] > 1:
+					w.dup++
+				}
+			}
+		}
+	}()
 	wait(ctx, 2*time.Second)
 	for _, in := range su.s.Instances {
 		start := time.Now()
