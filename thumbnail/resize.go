@@ -174,9 +174,12 @@ func lanczos3(x float64) float64 {
 	return 3 * math.Sin(px) * math.Sin(px/3) / (px * px)
 }
 
-// resample resizes src to w×h with a separable Lanczos-3 filter, rows
-// first. Gray stays one channel until the output; translucent NRGBA is
-// filtered with premultiplied alpha so hidden colours do not bleed.
+// resample resizes src to w×h with a separable Lanczos-3 filter: each
+// source row is filtered horizontally once, into a ring of as many rows
+// as the vertical filter spans, and output rows are filtered from the
+// ring. Gray is one channel and opaque colour three until the output;
+// translucent NRGBA is filtered with premultiplied alpha so hidden
+// colours do not bleed.
 func resample(src image.Image, w, h int) *image.NRGBA {
 	var pix []uint8
 	var stride, ch int
@@ -186,81 +189,108 @@ func resample(src image.Image, w, h int) *image.NRGBA {
 		pix, stride, ch = m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride, 1
 	default:
 		n := toNRGBA(src)
-		pix, stride, ch = n.Pix[n.PixOffset(b.Min.X, b.Min.Y):], n.Stride, 4
+		pix, stride, ch = n.Pix[n.PixOffset(b.Min.X, b.Min.Y):], n.Stride, 3
 	}
 	sw, sh := b.Dx(), b.Dy()
-	alpha := false
-	if ch == 4 {
-		for y := 0; y < sh && !alpha; y++ {
+	if ch == 3 {
+	scan:
+		for y := 0; y < sh; y++ {
 			row := pix[y*stride : y*stride+4*sw]
 			for i := 3; i < len(row); i += 4 {
 				if row[i] != 255 {
-					alpha = true
-					break
+					ch = 4 // translucent: premultiplied RGBA
+					break scan
 				}
 			}
 		}
 	}
-	// Rows: sh × w samples of ch channels (colour premultiplied by alpha
-	// when there is alpha).
-	xt := lanczosTaps(w, sw)
-	tmp := make([]float32, sh*w*ch)
-	for y := 0; y < sh; y++ {
+	xt, yt := lanczosTaps(w, sw), lanczosTaps(h, sh)
+	span := 1
+	for _, t := range yt {
+		span = max(span, len(t.w))
+	}
+	ring := make([]float32, span*w*ch)
+	held := make([]int, span) // source row held in each ring slot, -1 for none
+	for i := range held {
+		held[i] = -1
+	}
+	horizontal := func(y int) []float32 {
+		slot := y % span
+		out := ring[slot*w*ch : (slot+1)*w*ch]
+		if held[slot] == y {
+			return out
+		}
+		held[slot] = y
 		row := pix[y*stride:]
-		out := tmp[y*w*ch : (y+1)*w*ch]
 		for x, t := range xt {
-			switch {
-			case ch == 1:
-				var s float32
-				for i, f := range t.w {
-					s += f * float32(row[t.start+i])
-				}
-				out[x] = s
-			case !alpha:
+			px := row[4*t.start:]
+			switch ch {
+			case 3:
 				var r, g, bl float32
-				px := row[4*t.start:]
 				for i, f := range t.w {
-					r += f * float32(px[4*i])
-					g += f * float32(px[4*i+1])
-					bl += f * float32(px[4*i+2])
+					p := px[4*i : 4*i+3 : 4*i+3]
+					r += f * float32(p[0])
+					g += f * float32(p[1])
+					bl += f * float32(p[2])
 				}
-				o := out[4*x : 4*x+4 : 4*x+4]
-				o[0], o[1], o[2], o[3] = r, g, bl, 255
+				o := out[3*x : 3*x+3 : 3*x+3]
+				o[0], o[1], o[2] = r, g, bl
 			default:
 				var r, g, bl, a float32
-				px := row[4*t.start:]
 				for i, f := range t.w {
-					fa := f * float32(px[4*i+3])
-					r += fa * float32(px[4*i])
-					g += fa * float32(px[4*i+1])
-					bl += fa * float32(px[4*i+2])
+					p := px[4*i : 4*i+4 : 4*i+4]
+					fa := f * float32(p[3])
+					r += fa * float32(p[0])
+					g += fa * float32(p[1])
+					bl += fa * float32(p[2])
 					a += fa
 				}
 				o := out[4*x : 4*x+4 : 4*x+4]
 				o[0], o[1], o[2], o[3] = r, g, bl, a
 			}
 		}
+		return out
 	}
-	// Columns, then round into NRGBA.
+	if ch == 1 {
+		// Gray sources index the row by sample, not by 4 bytes.
+		horizontal = func(y int) []float32 {
+			slot := y % span
+			out := ring[slot*w : (slot+1)*w]
+			if held[slot] == y {
+				return out
+			}
+			held[slot] = y
+			row := pix[y*stride:]
+			for x, t := range xt {
+				px := row[t.start:]
+				var s float32
+				for i, f := range t.w {
+					s += f * float32(px[i])
+				}
+				out[x] = s
+			}
+			return out
+		}
+	}
 	dst := image.NewNRGBA(image.Rect(0, 0, w, h))
 	acc := make([]float32, w*ch)
-	for y, t := range lanczosTaps(h, sh) {
+	for y, t := range yt {
 		clear(acc)
 		for i, f := range t.w {
-			row := tmp[(t.start+i)*w*ch : (t.start+i+1)*w*ch]
-			for x, v := range row {
+			for x, v := range horizontal(t.start + i) {
 				acc[x] += f * v
 			}
 		}
 		out := dst.Pix[y*dst.Stride : y*dst.Stride+4*w]
 		for x := 0; x < w; x++ {
 			o := out[4*x : 4*x+4 : 4*x+4]
-			switch {
-			case ch == 1:
+			switch ch {
+			case 1:
 				v := round8(acc[x])
 				o[0], o[1], o[2], o[3] = v, v, v, 255
-			case !alpha:
-				o[0], o[1], o[2], o[3] = round8(acc[4*x]), round8(acc[4*x+1]), round8(acc[4*x+2]), 255
+			case 3:
+				a := acc[3*x : 3*x+3 : 3*x+3]
+				o[0], o[1], o[2], o[3] = round8(a[0]), round8(a[1]), round8(a[2]), 255
 			default:
 				a := acc[4*x+3]
 				if a <= 0 {

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -174,13 +175,25 @@ func BenchmarkThumbnail(b *testing.B) {
 				fn := ct.fn()
 				b.Run(fmt.Sprintf("%s/%d/%s", c.name, size, ct.name), func(b *testing.B) {
 					b.ReportAllocs()
+					cpu0 := cpuTime()
 					for b.Loop() {
 						fn(b, data, size, thumbnail.JPEG)
 					}
+					b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 				})
 			}
 		}
 	}
+}
+
+// cpuTime is the process's user+system CPU time, all threads (libvips'
+// included). On a shared, loaded machine it is steadier than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // TestQuality prints PSNR and SSIM (on luma) of ours and libvips against

@@ -81,6 +81,8 @@ func idct(blk *[64]int32, nx, ny, last int, dst []uint8, stride int) {
 	}
 	tx, ty := &idctTab[nx], &idctTab[ny]
 	// Rows: tmp[v][x] = Σu blk[v][u]·T[x][u], kept with 3 fraction bits.
+	// T[n-1-x][u] = (-1)^u T[x][u], so each pair of outputs x, n-1-x
+	// shares the even and odd half-sums.
 	var tmp [8][8]int64
 	rows := 0
 	for v := 0; v < ny; v++ {
@@ -96,25 +98,36 @@ func idct(blk *[64]int32, nx, ny, last int, dst []uint8, stride int) {
 			continue
 		}
 		rows = v + 1
-		for x := 0; x < nx; x++ {
-			var s int64
-			for u, c := range in {
-				s += int64(c) * tx[x][u]
+		out := &tmp[v]
+		for x := 0; x < (nx+1)/2; x++ {
+			t := &tx[x]
+			var even, odd int64
+			for u := 0; u < nx; u += 2 {
+				even += int64(in[u]) * t[u]
 			}
-			tmp[v][x] = (s + 1<<(idctBits-4)) >> (idctBits - 3)
+			for u := 1; u < nx; u += 2 {
+				odd += int64(in[u]) * t[u]
+			}
+			out[x] = (even + odd + 1<<(idctBits-4)) >> (idctBits - 3)
+			out[nx-1-x] = (even - odd + 1<<(idctBits-4)) >> (idctBits - 3)
 		}
 	}
-	// Columns, with rounding and the level shift folded in.
+	// Columns, with rounding and the level shift folded in, the same way.
 	const bias = 128<<(idctBits+3) + 1<<(idctBits+2)
-	for y := 0; y < ny; y++ {
-		row := dst[y*stride : y*stride+nx]
+	for y := 0; y < (ny+1)/2; y++ {
+		top := dst[y*stride : y*stride+nx]
+		bot := dst[(ny-1-y)*stride : (ny-1-y)*stride+nx]
 		t := &ty[y]
-		for x := range row {
-			s := int64(bias)
-			for v := 0; v < rows; v++ {
-				s += tmp[v][x] * t[v]
+		for x := range top {
+			var even, odd int64
+			for v := 0; v < rows; v += 2 {
+				even += tmp[v][x] * t[v]
 			}
-			row[x] = clamp8(s >> (idctBits + 3))
+			for v := 1; v < rows; v += 2 {
+				odd += tmp[v][x] * t[v]
+			}
+			top[x] = clamp8((bias + even + odd) >> (idctBits + 3))
+			bot[x] = clamp8((bias + even - odd) >> (idctBits + 3))
 		}
 	}
 }

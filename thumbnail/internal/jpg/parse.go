@@ -30,6 +30,7 @@ type component struct {
 	track int      // coefficients whose history is followed; scans starting at or above it are skipped
 	al    [64]int8 // progression: the last Al sent for each coefficient, -1 for none
 	done  bool     // sequential: the component's scan has been seen
+	rows  int      // sequential: block rows decoded
 }
 
 // scan is a parsed SOS header and the extent of its entropy-coded data.
@@ -476,9 +477,6 @@ func (d *decoder) finishParse(configOnly bool) error {
 		blocks += int64(c.bw) * int64(c.bh)
 		if !d.progressive {
 			c.plane = make([]uint8, c.bw*c.nx*c.bh*c.ny)
-			for j := range c.plane {
-				c.plane[j] = 128
-			}
 			continue
 		}
 		// Follow the history of every coefficient a decoded refinement scan

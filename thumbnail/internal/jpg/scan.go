@@ -26,6 +26,15 @@ func (d *decoder) decode() error {
 	if d.progressive {
 		return d.reconstruct()
 	}
+	// Block rows no scan reached (a truncated or incomplete file) are
+	// mid-gray.
+	for i := 0; i < d.ncomp; i++ {
+		c := &d.comp[i]
+		rest := c.plane[min(c.rows*c.ny*c.bw*c.nx, len(c.plane)):]
+		for j := range rest {
+			rest[j] = 128
+		}
+	}
 	return nil
 }
 
@@ -127,6 +136,16 @@ func (d *decoder) decodeScan(s *scan) error {
 		if r.overrun() {
 			d.truncated = true
 			return nil
+		}
+		if !d.progressive {
+			for i := 0; i < s.ns; i++ {
+				c := &d.comp[s.comp[i]]
+				if s.ns == 1 {
+					c.rows = my + 1
+				} else {
+					c.rows = (my + 1) * c.v
+				}
+			}
 		}
 	}
 	return nil
