@@ -313,12 +313,14 @@ func (b *Bus) session() (listening bool, err error) {
 		return false, fmt.Errorf("listen: %w", err)
 	}
 	// Notifications committed from now on reach us; what was committed
-	// before, while nobody listened, is lost: flush.
+	// before, while nobody listened, is lost: flush. Connected first, so
+	// that loads starting after the flush honour its marks (loads running
+	// during it are not stored).
+	b.connected.Store(true)
 	if err := b.flush(ctx, "listener connected"); err != nil {
 		return false, err
 	}
 	b.connects.Add(1)
-	b.connected.Store(true)
 	for {
 		payload, err := l.WaitForNotification(ctx)
 		if err != nil {

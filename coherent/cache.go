@@ -132,8 +132,13 @@ func (p *Pages) All() Item { return Item{op: 'a', cache: p.reg.name} }
 
 // Handler makes the handler's reads for a purged URL (or after a purged
 // tag) see the purge's position, so that the response cache refills with
-// the new content, never with a lagging replica's old one. Mount it
-// inside replicapin's Handler and outside (before) the response cache.
+// the new content, never with a lagging replica's old one. It only adds
+// a value to the request's context (replicapin's AtLeast, through
+// Options.Replicas), so it may be mounted anywhere around the
+// application; next to the response cache reads best:
+//
+//	pins.Handler(pages.Handler(responseCache.Handler(app)))
+//
 // It costs one atomic load per request while nothing is marked.
 func (p *Pages) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
