@@ -52,8 +52,7 @@
 // The same idea has the same name and shape in every package:
 //
 //   - Keys: one Key of at least 32 bytes, from [DeriveKey] with the
-//     package's name as purpose ("session", "thumbnail", "replicapin",
-//     "coherent"), plus PreviousKeys that are still accepted, so a key
+//     package's name as purpose ("session", "thumbnail", "replicapin"), plus PreviousKeys that are still accepted, so a key
 //     rotates without logging anyone out or breaking a URL. session.New
 //     takes them as arguments (key, previousKeys...), the others in their
 //     Options.
