@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"log"
+	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"github.com/sharednothing/sharednothing/coherent"
@@ -88,4 +90,93 @@ func Example() {
 	// Output:
 	// b reads: Ada
 	// b reads: Ada Lovelace
+}
+
+// Two instances cache the home page for ten minutes. An upload on one
+// purges the page's tag on both; the other instance renders it anew on
+// its next request.
+func ExampleNewPages() {
+	ctx := context.Background()
+	primary, err := sql.Open(pgwire.DriverName, cluster.Primary.DSN)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer primary.Close()
+	if _, err := primary.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS example_photos (id serial PRIMARY KEY)`); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := primary.ExecContext(ctx, `TRUNCATE example_photos`); err != nil {
+		log.Fatal(err)
+	}
+	home := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var n int
+		if err := primary.QueryRowContext(r.Context(), `SELECT count(*) FROM example_photos`).Scan(&n); err != nil {
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
+		localcache.Tag(r, "photos")
+		w.Header().Set("Cache-Control", "public, max-age=600")
+		fmt.Fprintf(w, "%d photos", n)
+	})
+	type instance struct {
+		bus   *coherent.Bus
+		pages *coherent.Pages
+		h     http.Handler
+	}
+	start := func() instance {
+		bus, err := coherent.New(coherent.Options{
+			DB:      primary,
+			Channel: "example_pages",
+			Dial: func(ctx context.Context) (coherent.Listener, error) {
+				conn, err := pgwire.Connect(ctx, cluster.Primary.DSN)
+				if err != nil {
+					return nil, err
+				}
+				return wireListener{conn}, nil
+			},
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		rc, err := localcache.NewResponseCache(localcache.ResponseOptions{MaxBytes: 1 << 20})
+		if err != nil {
+			log.Fatal(err)
+		}
+		pages, err := coherent.NewPages(bus, "pages", rc)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for !bus.Stats().Connected {
+			time.Sleep(time.Millisecond) // a real instance does not wait
+		}
+		return instance{bus, pages, pages.Handler(rc.Handler(home))}
+	}
+	get := func(in instance) string {
+		rec := httptest.NewRecorder()
+		in.h.ServeHTTP(rec, httptest.NewRequest("GET", "http://example.com/", nil))
+		return rec.Body.String() + " (" + rec.Header().Get("X-Cache") + ")"
+	}
+	a, b := start(), start()
+	defer a.bus.Close()
+	defer b.bus.Close()
+
+	get(b)
+	fmt.Println("b:", get(b))
+
+	// Instance a handles an upload.
+	if _, err := primary.ExecContext(ctx, `INSERT INTO example_photos DEFAULT VALUES`); err != nil {
+		log.Fatal(err)
+	}
+	if err := a.bus.Send(ctx, a.pages.Tag("photos")); err != nil {
+		log.Print(err)
+	}
+	for b.bus.Stats().Invalidations == 0 {
+		time.Sleep(time.Millisecond) // only so that the output is deterministic
+	}
+	fmt.Println("b:", get(b))
+	fmt.Println("b:", get(b))
+	// Output:
+	// b: 0 photos (HIT)
+	// b: 1 photos (MISS)
+	// b: 1 photos (HIT)
 }

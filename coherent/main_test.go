@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	}
 	if pgtest.Available() != nil && os.Getenv("CI") != "true" {
-		skip := "^Example$"
+		skip := "^(Example|ExampleNewPages)$"
 		if s := flag.Lookup("test.skip").Value.String(); s != "" {
 			skip = s + "|" + skip
 		}
