@@ -28,8 +28,9 @@
 //
 // EXIF orientation is applied; output carries no metadata. Sources are
 // recognised by their bytes, never their name: JPEG, PNG, GIF (first frame)
-// and WebP. Importing the package registers no image format with package
-// image. Without a format in the spec the source's format is kept, except
+// and WebP. Importing the package registers with package image only the
+// formats of the standard and golang.org/x/image packages it reads those
+// with, never BMP or TIFF. Without a format in the spec the source's format is kept, except
 // that GIF becomes PNG and WebP becomes JPEG (or PNG with transparency).
 //
 // # WebP output
