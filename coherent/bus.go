@@ -403,14 +403,13 @@ func (b *Bus) receive(ctx context.Context, payload string) {
 		}
 		return
 	}
-	if m.origin == b.id {
-		// Send applied these here already; only heartbeats matter.
-		for _, it := range m.items {
-			if it.op == 'h' {
-				b.heard(it.arg)
-			}
+	for _, it := range m.items {
+		if it.op == 'h' && it.cache == b.id {
+			b.heard(it.arg)
 		}
-		return
+	}
+	if m.origin == b.id {
+		return // Send applied these here before it returned
 	}
 	if !m.resolved && b.replicas != nil && hasInvalidation(m.items) {
 		// Sent inside the writing transaction, before its commit record
@@ -426,7 +425,7 @@ func (b *Bus) receive(ctx context.Context, payload string) {
 		}
 		m.pos = p
 	}
-	b.apply(m.pos, m.items)
+	b.apply(m.items, m.pos, true)
 }
 
 func hasInvalidation(items []Item) bool {
@@ -438,19 +437,17 @@ func hasInvalidation(items []Item) bool {
 	return false
 }
 
-// apply marks, then invalidates, each item. Marking first means a load
-// that starts between the two already reads at pos.
-func (b *Bus) apply(pos Position, items []Item) {
+// apply marks (when marked and with Replicas), then invalidates, each
+// item. Marking first means a load that starts between the two already
+// reads at pos. Heartbeats are not its business.
+func (b *Bus) apply(items []Item, pos Position, marked bool) {
 	for _, it := range items {
 		if it.op == 'h' {
-			if it.cache == b.id {
-				b.heard(it.arg)
-			}
 			continue
 		}
 		b.mu.Lock()
 		r := b.regs[it.cache]
-		if r != nil && b.replicas != nil {
+		if r != nil && marked && b.replicas != nil {
 			switch it.op {
 			case 'k':
 				b.markLocked(r, it.arg, pos)
@@ -517,7 +514,7 @@ func (b *Bus) beat() {
 		n := b.hbSent
 		b.mu.Unlock()
 		ctx, cancel := context.WithTimeout(b.ctx, b.heartbeat)
-		_, err := b.send(ctx, []Item{{op: 'h', cache: b.id, arg: strconv.FormatUint(n, 10)}})
+		err := b.send(ctx, []Item{{op: 'h', cache: b.id, arg: strconv.FormatUint(n, 10)}})
 		cancel()
 		if err != nil {
 			continue // the primary is unreachable; the listener will notice

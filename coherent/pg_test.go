@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"slices"
@@ -287,5 +288,31 @@ func TestOptionsValidation(t *testing.T) {
 				t.Errorf("got %q, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// Send applies its items to its own instance whatever happens: with a
+// caller that gave up (the batch still goes, and others hear it), and
+// after Close (nothing goes out, ErrClosed).
+func TestSendAppliesLocallyAlways(t *testing.T) {
+	a, b := newInstance(t, "a", config{}), newInstance(t, "b", config{})
+	for _, in := range []*instance{a, b} {
+		in.local.Set("s1", "old")
+		in.local.Set("s2", "old")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.bus.Send(ctx, a.users.Key("s1")); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	for _, in := range []*instance{a, b} {
+		waitFor(t, 2*time.Second, in.name+" drops s1", func() bool { _, ok := in.cached("s1"); return !ok })
+	}
+	a.bus.Close()
+	if err := a.bus.Send(context.Background(), a.users.Key("s2")); !errors.Is(err, coherent.ErrClosed) {
+		t.Errorf("Send after Close: %v, want ErrClosed", err)
+	}
+	if _, ok := a.cached("s2"); ok {
+		t.Error("Send after Close left the key in its own cache")
 	}
 }

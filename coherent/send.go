@@ -44,11 +44,14 @@ type Execer interface {
 // read then, which covers the write. Concurrent Sends are batched into one
 // statement (several notifications when the items exceed one payload).
 //
-// An error means no instance but this one may have heard: the other
-// instances serve what they hold until it expires, or until their next
-// flush. The write itself stands; a caller usually logs the error and
-// answers the request as if it had succeeded. When ctx is done before the
-// batch went out, Send returns ctx.Err() but the batch may still go.
+// The items are applied to this instance's caches whatever happens: with
+// the position when the notification went out, without it (no
+// position-aware refill here) when it failed. An error means the other
+// instances may not have heard: they serve what they hold until it
+// expires, or until their next flush. The write itself stands; a caller
+// usually logs the error and answers the request as if it had succeeded.
+// When ctx is done before the batch went out, Send returns ctx.Err() and
+// the batch still goes.
 //
 // In a request, Send also makes the rest of the request read through the
 // caches (see [Cache.GetOrLoad]).
@@ -60,12 +63,10 @@ func (b *Bus) Send(ctx context.Context, items ...Item) error {
 		return err
 	}
 	bypass(ctx)
-	pos, err := b.send(ctx, items)
-	if err != nil {
+	if err := b.send(ctx, items); err != nil {
 		b.sendErrors.Add(1)
 		return err
 	}
-	b.apply(pos, items)
 	return nil
 }
 
@@ -121,21 +122,21 @@ func bypass(ctx context.Context) {
 type sendReq struct {
 	items []Item
 	done  chan struct{}
-	pos   Position
 	err   error
 }
 
-// send sends items with whatever other Sends are waiting, and returns the
-// position the notification carried. Batching is group commit without a
+// send sends items with whatever other Sends are waiting, and applies them
+// to this instance's caches. Batching is group commit without a
 // goroutine of its own: a Send that finds no statement in flight sends
 // its items and everything queued meanwhile; one that finds a statement in
 // flight queues its items for the next one.
-func (b *Bus) send(ctx context.Context, items []Item) (Position, error) {
+func (b *Bus) send(ctx context.Context, items []Item) error {
 	req := &sendReq{items: items, done: make(chan struct{})}
 	b.sendMu.Lock()
 	if b.ctx.Err() != nil {
 		b.sendMu.Unlock()
-		return Position{}, ErrClosed
+		b.apply(items, Position{}, false)
+		return ErrClosed
 	}
 	b.queue = append(b.queue, req)
 	lead := !b.sending
@@ -146,9 +147,9 @@ func (b *Bus) send(ctx context.Context, items []Item) (Position, error) {
 	}
 	select {
 	case <-req.done:
-		return req.pos, req.err
+		return req.err
 	case <-ctx.Done():
-		return Position{}, ctx.Err()
+		return ctx.Err()
 	}
 }
 
@@ -172,8 +173,9 @@ func (b *Bus) drain(own *sendReq) {
 			items = append(items, r.items...)
 		}
 		pos, err := b.notify(items)
+		b.apply(items, pos, err == nil)
 		for _, r := range q {
-			r.pos, r.err = pos, err
+			r.err = err
 			close(r.done)
 		}
 		if own == nil {
