@@ -3,10 +3,14 @@ package sharednothing
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/sharednothing/sharednothing/internal/httperr"
 )
 
 func TestChainOrder(t *testing.T) {
@@ -79,3 +83,13 @@ func TestDeriveKeyShortSecretPanics(t *testing.T) {
 }
 
 const goldenSessionKey = "1f1221dd5c64b7beb9832267eaf3cb1ff5579a9335ef810252b49f9faff0b1c4"
+
+func TestErrorStatus(t *testing.T) {
+	if got := ErrorStatus(errors.New("x")); got != http.StatusInternalServerError {
+		t.Errorf("plain error: got %d, want 500", got)
+	}
+	err := fmt.Errorf("wrapped: %w", httperr.WithStatus(http.StatusRequestEntityTooLarge, errors.New("too big")))
+	if got := ErrorStatus(err); got != http.StatusRequestEntityTooLarge {
+		t.Errorf("wrapped status error: got %d, want 413", got)
+	}
+}
