@@ -6,8 +6,9 @@ import (
 	"image"
 	"image/jpeg"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -17,7 +18,8 @@ import (
 func fixtures(t *testing.T) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
-	for _, pat := range []string{filepath.Join(runtime.GOROOT(), "src", "image", "testdata", "*.jpeg"), "testdata/*.jpg"} {
+	goroot, _ := exec.Command("go", "env", "GOROOT").Output()
+	for _, pat := range []string{filepath.Join(strings.TrimSpace(string(goroot)), "src", "image", "testdata", "*.jpeg"), "testdata/*.jpg"} {
 		files, _ := filepath.Glob(pat)
 		for _, f := range files {
 			b, err := os.ReadFile(f)

@@ -156,25 +156,15 @@ func (d *decoder) decodeScan(s *scan) error {
 // false when the data ends instead.
 func (d *decoder) restartAt(r *bitReader) bool {
 	r.reset()
-	p := r.pos
-	for {
-		p = scanEndOrRST(r.data, p)
-		if p >= len(r.data) {
-			return false
-		}
-		q := p + 1
-		for q < len(r.data) && r.data[q] == 0xFF {
-			q++
-		}
-		if q >= len(r.data) {
-			return false
-		}
-		if m := r.data[q]; m >= 0xD0 && m <= 0xD7 {
-			r.pos = q + 1
-			break
-		}
-		return false
+	p := scanEndOrRST(r.data, r.pos)
+	q := p + 1
+	for q < len(r.data) && r.data[q] == 0xFF {
+		q++
 	}
+	if q >= len(r.data) || r.data[q] < 0xD0 || r.data[q] > 0xD7 {
+		return false // the data ends, or another marker comes first
+	}
+	r.pos = q + 1
 	for i := 0; i < d.ncomp; i++ {
 		d.comp[i].pred = 0
 	}
