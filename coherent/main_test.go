@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"flag"
-	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -243,6 +242,5 @@ func pauseReplay(t testing.TB) (resume func()) {
 	return resume
 }
 
+// errStop is a Dial failure for tests that never connect.
 var errStop = errors.New("stop")
-
-var _ = fmt.Sprint
