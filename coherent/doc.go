@@ -11,9 +11,9 @@
 // the sender included, then drops those keys, URLs or tags:
 //
 //	bus, err := coherent.New(coherent.Options{
-//		Dial:     dial,                          // a Listener on its own connection; see below
-//		DB:       primary,                       // *sql.DB of the primary
-//		Replicas: coherent.Replicapin(pins),     // *replicapin.DB: position-aware refill
+//		Dial:     dial,                      // a Listener on its own connection; see below
+//		DB:       primary,                   // *sql.DB of the primary
+//		Replicas: coherent.Replicapin(pins), // *replicapin.DB: position-aware refill
 //	})
 //	users, err := coherent.NewCache(bus, "users", userCache) // *localcache.Cache[string, User]
 //	pages, err := coherent.NewPages(bus, "pages", responseCache)
