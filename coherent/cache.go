@@ -76,8 +76,7 @@ func (c *Cache[V]) GetOrLoad(ctx context.Context, key string, loader func(ctx co
 
 // pinned reports whether the request in ctx must read through caches.
 func pinned(ctx context.Context) bool {
-	s := reqstate.From(ctx)
-	return s != nil && s.Snapshot().Bypass
+	return reqstate.From(ctx).Bypassed()
 }
 
 // PageCache is what [Pages] needs of an HTTP response cache;

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Kind says how a cookie's presence affects whether a stored response may
@@ -55,7 +56,7 @@ type State struct {
 	cookies []Cookie
 	inline  [2]Cookie // backs cookies for the usual session + pin
 	use     Use
-	bypass  bool
+	bypass  atomic.Bool // read on cache hit paths without the lock
 }
 
 type ctxKey struct{}
@@ -123,10 +124,12 @@ func (s *State) Bypass() {
 	if s == nil {
 		return
 	}
-	s.mu.Lock()
-	s.bypass = true
-	s.mu.Unlock()
+	s.bypass.Store(true)
 }
+
+// Bypassed reports whether [State.Bypass] was called, without locking:
+// cache hit paths ask it on every request. A nil State is never bypassed.
+func (s *State) Bypassed() bool { return s != nil && s.bypass.Load() }
 
 // Snapshot is what a response cache needs to know after (or before) the
 // handler ran.
@@ -143,7 +146,7 @@ func (s *State) Snapshot() Snapshot {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Snapshot{Use: s.use, Bypass: s.bypass, Cookies: append([]Cookie(nil), s.cookies...)}
+	return Snapshot{Use: s.use, Bypass: s.bypass.Load(), Cookies: append([]Cookie(nil), s.cookies...)}
 }
 
 // Carries reports whether r sends any of the cookies of the given kinds

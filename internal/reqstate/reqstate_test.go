@@ -56,3 +56,17 @@ func TestCarries(t *testing.T) {
 		}
 	}
 }
+
+func TestBypassed(t *testing.T) {
+	var s State
+	if s.Bypassed() {
+		t.Fatal("a new State is bypassed")
+	}
+	s.Bypass()
+	if !s.Bypassed() || !s.Snapshot().Bypass {
+		t.Fatal("Bypass not recorded")
+	}
+	if (*State)(nil).Bypassed() {
+		t.Fatal("a nil State is bypassed")
+	}
+}
