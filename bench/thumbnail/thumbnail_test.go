@@ -202,16 +202,15 @@ func cpuTime() time.Duration {
 func TestQuality(t *testing.T) {
 	dir := benchDir(t)
 	t.Logf("%-18s %5s  %-28s %-28s", "case", "size", "ours PSNR/SSIM/bias", "libvips PSNR/SSIM/bias")
-	for _, c := range cases {
+	for _, c := range append(cases, struct{ name, file string }{"real-webp", "real.webp"}) {
 		data, err := os.ReadFile(filepath.Join(dir, c.file))
-		if err != nil {
+		if os.IsNotExist(err) && c.file == "real.webp" {
+			data = makeWebP(t, filepath.Join(dir, "real.2560.jpg"))
+		} else if err != nil {
 			t.Fatal(err)
 		}
 		for _, size := range sizes {
-			full, err := imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true))
-			if err != nil {
-				t.Fatal(err)
-			}
+			full := fullDecode(t, data)
 			var cols []string
 			for _, fn := range []contender{ours(), libvips} {
 				m, err := png.Decode(bytes.NewReader(fn(t, data, size, thumbnail.PNG)))
@@ -228,6 +227,51 @@ func TestQuality(t *testing.T) {
 			t.Logf("%-18s %5d  %-28s %-28s", c.name, size, cols[0], cols[1])
 		}
 	}
+}
+
+// fullDecode decodes a source at full size for the reference: with
+// imaging (image/jpeg) for JPEG, with libvips (libwebp) for WebP, since
+// image.Decode's WebP result would be converted as full-range YCbCr.
+func fullDecode(t *testing.T, data []byte) image.Image {
+	if bytes.HasPrefix(data, []byte("RIFF")) {
+		startVips()
+		img, err := vips.NewImageFromBuffer(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer img.Close()
+		b, _, err := img.ExportPng(vips.NewPngExportParams())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := png.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m, err := imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// makeWebP encodes a lossy WebP (quality 90) of a JPEG with libvips.
+func makeWebP(t *testing.T, jpegPath string) []byte {
+	startVips()
+	img, err := vips.NewImageFromFile(jpegPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	p := vips.NewWebpExportParams()
+	p.Quality = 90
+	b, _, err := img.ExportWebp(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // psnr over R, G and B, and the largest mean signed error of a channel.
