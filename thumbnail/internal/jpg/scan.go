@@ -219,14 +219,19 @@ func (d *decoder) sequentialBlock(c *component, bx, by int) error {
 	blk[0] = c.pred * q[0]
 	last := 0
 	ac := c.ac
+	// The bit buffer lives in locals through the AC loop, so that it stays
+	// in registers; it is written back around the slow paths.
+	acc, n := r.acc, r.n
 	for k := 1; k < 64; {
-		if r.n < 32 {
+		if n < 32 {
+			r.acc, r.n = acc, n
 			r.fill()
+			acc, n = r.acc, r.n
 		}
-		if e := ac.fast[r.acc>>(64-lookBits)]; e != 0 {
+		if e := ac.fast[acc>>(64-lookBits)]; e != 0 {
 			l := uint(e & 31)
-			r.acc <<= l
-			r.n -= l
+			acc <<= l
+			n -= l
 			if e&fastEOB != 0 {
 				break
 			}
@@ -238,11 +243,17 @@ func (d *decoder) sequentialBlock(c *component, bx, by int) error {
 			k++
 			continue
 		}
+		r.acc, r.n = acc, n
 		rs, ok := r.symbol(ac)
 		if !ok {
 			return formatErr("bad AC code")
 		}
 		run, size := int(rs>>4), uint(rs&15)
+		var v int32
+		if size != 0 {
+			v = extend(r.bits(size), size)
+		}
+		acc, n = r.acc, r.n
 		if size == 0 {
 			if run != 15 {
 				break // end of block
@@ -251,13 +262,13 @@ func (d *decoder) sequentialBlock(c *component, bx, by int) error {
 			continue
 		}
 		k += run
-		v := extend(r.bits(size), size)
 		if k < keep {
 			blk[unzig[k]] = v * q[k]
 			last = k
 		}
 		k++
 	}
+	r.acc, r.n = acc, n
 	stride := c.bw * c.nx
 	idct(blk, c.nx, c.ny, last, c.plane[by*c.ny*stride+bx*c.nx:], stride)
 	if last == 0 {
