@@ -61,7 +61,7 @@ through nginx.
 	b.WriteString("\n")
 	b.WriteString(findings)
 	b.WriteString("## Reproduce\n\n```sh\n" +
-		"make faults                          # about 6 minutes on an idle 2-core machine; rewrites this file\n" +
+		"make faults                          # about 4 minutes; rewrites this file\n" +
 		"FAULTS_ONLY='^(7|8)\\.' make faults   # only the matching windows (and the baseline)\n```\n")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Errorf("writing %s: %v", path, err)

@@ -3,7 +3,7 @@
 // database, the upload directory and the secret, and nginx round-robin in
 // front. It prints the URL and runs until Ctrl-C, then stops everything.
 //
-//	go run ./example/cmd/cluster [-instances 3] [-replica-delay 1s]
+//	go run ./example/cmd/cluster [-instances 3] [-replicas 1] [-replica-delay 1s]
 package main
 
 import (
@@ -21,6 +21,7 @@ import (
 
 func main() {
 	n := flag.Int("instances", 3, "number of app instances")
+	replicas := flag.Int("replicas", 1, "number of streaming replicas")
 	delay := flag.Duration("replica-delay", time.Second, "artificial replication lag of the replica")
 	secret := flag.String("secret", os.Getenv("SECRET"), "secret shared by the instances (env SECRET; default random)")
 	verbose := flag.Bool("v", false, "copy the instances' logs to stderr")
@@ -28,7 +29,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := stack.Options{Instances: *n, ReplicaDelay: *delay, Secret: *secret}
+	opts := stack.Options{Instances: *n, Replicas: *replicas, ReplicaDelay: *delay, Secret: *secret}
 	if *verbose {
 		opts.Log = os.Stderr
 	}
