@@ -232,8 +232,9 @@ func TestBrowser(t *testing.T) {
 	}
 
 	// Put the copied cookie back and load /notes: refused (sent to the
-	// login form) on every instance, at the latest once each instance's
-	// 2 s cache of logout times has expired.
+	// login form) on every instance; the logout reaches the other instances
+	// over the invalidation bus, and at the latest when their 2 s cache of
+	// logout times expires.
 	replayed := func() bool {
 		t.Helper()
 		if _, err := chromedp.Call(ctx, network.SetCookie, network.SetCookieParams{Name: stolen.Name, Value: stolen.Value, URL: s.URL + "/"}); err != nil {
