@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -121,6 +122,41 @@ func TestPSNRAgainstReference(t *testing.T) {
 	}
 }
 
+// progressive7000 is a 7000×7000 progressive JPEG (49 MP), made with
+// jpegtran from a smooth image, or nil without jpegtran.
+func progressive7000(tb testing.TB) []byte {
+	path, err := exec.LookPath("jpegtran")
+	if err != nil {
+		tb.Log("no jpegtran: skipping the progressive 7000×7000 case")
+		return nil
+	}
+	m := image.NewGray(image.Rect(0, 0, 7000, 7000))
+	for y := 0; y < 7000; y++ {
+		for x := 0; x < 7000; x++ {
+			m.Pix[y*m.Stride+x] = uint8((x/30 + y/50) % 256)
+		}
+	}
+	cmd := exec.Command(path, "-progressive")
+	cmd.Stdin = bytes.NewReader(encodeJPEG(tb, photoColour(m), 75))
+	out, err := cmd.Output()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+// photoColour turns a gray image into YCbCr 4:2:0 with a chroma gradient.
+func photoColour(g *image.Gray) *image.YCbCr {
+	r := g.Rect
+	m := image.NewYCbCr(r, image.YCbCrSubsampleRatio420)
+	copy(m.Y, g.Pix)
+	for i := range m.Cb {
+		m.Cb[i] = uint8(100 + i%40)
+		m.Cr[i] = uint8(150 - i%30)
+	}
+	return m
+}
+
 // BenchmarkRender12MP compares this package's render of a 12 MP JPEG to a
 // 256 px thumbnail (fit and fill) against the reference pipeline.
 func BenchmarkRender12MP(b *testing.B) {
@@ -201,13 +237,26 @@ func BenchmarkPeakHeap32(b *testing.B) {
 	// 32 copies: the queue renders one source at a time, and this measures
 	// 32 renders at once.
 	big := big12MP(b)
+	prog := progressive7000(b)
 	for i := range 32 {
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("big-%d.jpg", i)), big, 0o644); err != nil {
 			b.Fatal(err)
 		}
+		if prog != nil {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("prog-%d.jpg", i)), prog, 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
-	for _, size := range []int{256, 1024} {
-		b.Run(fmt.Sprintf("%dpx", size), func(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		size int
+	}{{"big", 256}, {"big", 1024}, {"prog", 256}} {
+		size := tc.size
+		if tc.name == "prog" && prog == nil {
+			continue
+		}
+		b.Run(fmt.Sprintf("%s/%dpx", tc.name, size), func(b *testing.B) {
 			// A long QueueTimeout: this measures memory, not the 503 path.
 			h := noMemoryCache(newHandler(b, Options{Source: Dir(dir), QueueTimeout: 10 * time.Minute}))
 			runtime.GC()
@@ -233,7 +282,7 @@ func BenchmarkPeakHeap32(b *testing.B) {
 			for b.Loop() {
 				var wg sync.WaitGroup
 				for i := 0; i < 32; i++ {
-					u := h.URL(fmt.Sprintf("big-%d.jpg", i), Spec{Width: size + n})
+					u := h.URL(fmt.Sprintf("%s-%d.jpg", tc.name, i), Spec{Width: size + n})
 					wg.Go(func() {
 						if r := get(h, "GET", u); r.StatusCode != 200 {
 							b.Error(r.Status)
