@@ -116,14 +116,16 @@ func (a *app) instanceHeader(next http.Handler) http.Handler {
 }
 
 // drainAware makes a draining instance (after SIGTERM) easy for a load
-// balancer to leave: every response closes its connection, so none is left
-// idle to be reused when the instance stops accepting; and page reads
-// (GET and HEAD, but not /healthz or thumbnails) are answered with a quick
-// 503, which a balancer that retries idempotent requests on 503 (nginx:
-// proxy_next_upstream http_503) sends to another instance, counting the
-// 503 as a failure of this one, so that it stops choosing it (max_fails)
-// before the listener closes. Writes are still served: a balancer does not
-// resend a POST it has sent.
+// balancer to leave. Every response closes its connection, so none is left
+// idle to be reused when the instance stops accepting. Page reads (GET and
+// HEAD, but not /healthz or thumbnails) get no answer at all: the
+// connection is closed at once, which a balancer that retries idempotent
+// requests on a failed connection (nginx: proxy_next_upstream error) sends
+// to another instance, counting it as a failure of this one (max_fails), so
+// that it stops choosing it before the listener closes. A 503 would do the
+// same only if the balancer also retried and counted 503s, and then every
+// instance's 503 while the database is down would take instances out too.
+// Writes are still served: a balancer does not resend a POST it has sent.
 func (a *app) drainAware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.draining.Load() {
@@ -133,10 +135,10 @@ func (a *app) drainAware(next http.Handler) http.Handler {
 		w.Header().Set("Connection", "close")
 		if (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
 			r.URL.Path != "/healthz" && !strings.HasPrefix(r.URL.Path, "/thumbs/") {
-			w.Header().Set("Retry-After", "1")
-			w.Header().Set("Cache-Control", "no-store")
-			http.Error(w, "This instance is restarting; another one will answer.", http.StatusServiceUnavailable)
-			return
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	})

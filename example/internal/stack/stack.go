@@ -222,18 +222,19 @@ const Drain = 2 * time.Second
 //     at 32 connections). Idle ones are closed by nginx after 1 s, sooner
 //     than an instance's -drain, so an instance that drains and then stops
 //     accepting is never sent a request on a connection it is closing.
-//   - Passive health checks: an instance that refuses a connection, times
-//     out or answers a page with 503 (max_fails=1) is skipped for
-//     fail_timeout (3 s), then tried again. A draining instance answers
-//     page reads with 503, so nginx leaves it within its first request or
-//     so, and fail_timeout outlasts the rest of the drain: by the time the
-//     instance closes its listener nginx sends it nothing, POSTs included.
-//   - Retries: a GET that met an error, a timeout or a 503 goes to the next
+//   - Passive health checks: an instance that refuses or drops a connection
+//     or times out (max_fails=1) is skipped for fail_timeout (3 s), then
+//     tried again. A draining instance drops page reads unanswered, so
+//     nginx leaves it within its first request or so, and fail_timeout
+//     outlasts the rest of the drain: by the time the instance closes its
+//     listener nginx sends it nothing, POSTs included.
+//   - Retries: a GET that met an error or a timeout goes to the next
 //     instance; nginx never resends a POST it has already sent
 //     (non_idempotent is off), and retries one that never reached an
-//     instance (a refused connection). The price of http_503: while the
-//     shared database is down, the app's 503s also mark instances failed,
-//     and nginx answers its own 503 for up to fail_timeout.
+//     instance (a refused connection). The app's 503s are neither retried
+//     nor counted as failures (no http_503): they mean the shared database
+//     is down, which every instance would answer alike, and counting them
+//     would take all instances out, replica reads included.
 //   - Thumbnails are retried only when the connection failed, never after
 //     a timeout: a render that took too long is not started again on every
 //     other instance, and a full render queue's 503 reaches the client.
@@ -282,7 +283,7 @@ http {
 		proxy_buffer_size 16k;
 		location / {
 			proxy_pass http://app;
-			proxy_next_upstream error timeout http_503;
+			proxy_next_upstream error timeout;
 			proxy_next_upstream_tries 3;
 			proxy_next_upstream_timeout 5s;
 		}
