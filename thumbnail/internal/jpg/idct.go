@@ -79,6 +79,16 @@ func idct(blk *[64]int32, nx, ny, last int, dst []uint8, stride int) {
 		}
 		return
 	}
+	if nx == 2 && ny == 2 {
+		// Every basis value of the 2×2 transform is ±1/8.
+		a, b, c, e := int64(blk[0]), int64(blk[1]), int64(blk[8]), int64(blk[9])
+		const r = 4 + 1024 // rounding and the level shift, before >> 3
+		dst[0] = clamp8((a + b + c + e + r) >> 3)
+		dst[1] = clamp8((a - b + c - e + r) >> 3)
+		dst[stride] = clamp8((a + b - c - e + r) >> 3)
+		dst[stride+1] = clamp8((a - b - c + e + r) >> 3)
+		return
+	}
 	tx, ty := &idctTab[nx], &idctTab[ny]
 	// Rows: tmp[v][x] = Σu blk[v][u]·T[x][u], kept with 3 fraction bits.
 	// T[n-1-x][u] = (-1)^u T[x][u], so each pair of outputs x, n-1-x
