@@ -28,10 +28,12 @@
 //	-pg-bin           PostgreSQL server binaries for the demo database (PG_BIN)
 //	-replica-delay    lag of the throwaway replica (REPLICA_DELAY; default 1s)
 //
-// On SIGTERM an instance drains: for -drain it keeps serving, answers
-// /healthz with 503 and closes each connection after its response, so a
-// load balancer stops sending it work and holds no idle connection to it;
-// then it refuses new connections and finishes the requests in flight.
+// On SIGTERM an instance drains: for -drain it answers /healthz with 503,
+// closes each connection after its response and drops page reads
+// unanswered (a balancer retries them elsewhere and counts the failure),
+// while still saving forms, so a load balancer stops sending it work and
+// holds no idle connection to it; then it refuses new connections and
+// finishes the requests in flight.
 //
 // Both forms carry an idempotency key, so a form sent twice is saved once.
 // Logging out revokes every session of the user issued before (the

@@ -288,12 +288,13 @@ func run(ctx context.Context, c config, stop <-chan os.Signal) error {
 		}
 	}
 	if sig == syscall.SIGTERM && c.drain > 0 {
-		// Drain: stay up and keep serving, but fail /healthz so health
-		// checking balancers stop choosing this instance, and close every
-		// connection after its response so no idle keep-alive connection
-		// is left for the balancer to reuse when the listener closes. Then
-		// new connections are refused, which a balancer retries on another
-		// instance even for a POST: nothing was sent.
+		// Drain: stay up, but fail /healthz so health-checking balancers
+		// stop choosing this instance, drop page reads so passive ones do
+		// too, and close every connection after its response so no idle
+		// keep-alive connection is left for the balancer to reuse when the
+		// listener closes (see app.drainAware). Then new connections are
+		// refused, which a balancer retries on another instance even for
+		// a POST: nothing was sent.
 		log.Printf("%v: draining for %v", sig, c.drain)
 		a.draining.Store(true)
 		select {
