@@ -10,7 +10,7 @@ PG_BIN      ?= /usr/lib/postgresql/15/bin
 
 ## demo: run the example app (starts its own throwaway PostgreSQL primary + replica)
 demo:
-	$(GO) run ./example
+	cd example && $(GO) run .
 
 ## test: formatting, vet, staticcheck, and every test with -race (needs PostgreSQL, nginx, chromium: installed when missing)
 test: deps tools check unit
@@ -20,12 +20,13 @@ check: tools
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
-	$(GO) vet -tags faults ./example/faults/
-	$(STATICCHECK) -tags faults ./example/faults/
+	cd example && $(GO) vet ./... && $(STATICCHECK) ./...
+	cd example && $(GO) vet -tags faults ./faults/ && $(STATICCHECK) -tags faults ./faults/
 	cd bench && $(GO) vet ./... && $(STATICCHECK) ./...
 
 unit:
 	$(GO) test -race -count=1 ./...
+	cd example && $(GO) test -race -count=1 ./...
 	cd bench && $(GO) test -count=1 -run . ./...
 
 tools:
@@ -42,8 +43,8 @@ bench:
 
 ## cluster: PostgreSQL primary + replica, three app instances, nginx in front
 cluster: deps
-	$(GO) run ./example/cmd/cluster
+	cd example && $(GO) run ./cmd/cluster
 
 ## faults: the load and fault suite against the scaled-out cluster
 faults: deps
-	RELIABILITY_MD=$(CURDIR)/docs/RELIABILITY.md $(GO) test -tags faults -count=1 -v -timeout 15m ./example/faults/
+	cd example && RELIABILITY_MD=$(CURDIR)/docs/RELIABILITY.md $(GO) test -tags faults -count=1 -v -timeout 15m ./faults/

@@ -3,7 +3,7 @@
 // database, the upload directory and the secret, and nginx round-robin in
 // front. It prints the URL and runs until Ctrl-C, then stops everything.
 //
-//	go run ./example/cmd/cluster [-instances 3] [-replicas 1] [-replica-delay 1s]
+//	go run ./cmd/cluster (from example/; or make cluster) [-instances 3] [-replicas 1] [-replica-delay 1s]
 package main
 
 import (
