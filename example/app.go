@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -70,6 +71,15 @@ type app struct {
 	}
 	bus        *coherent.Bus          // nil on SQLite
 	logoutKeys *coherent.Cache[int64] // logouts, invalidated on every instance over bus
+	pages      *coherent.Pages        // cache, purged on every instance over bus; nil on SQLite
+
+	// summaries reads summaryCache (user -> photo and note counts): through
+	// summaryKeys when there is a bus, directly on SQLite.
+	summaryCache *localcache.Cache[string, summary]
+	summaryKeys  *coherent.Cache[summary]
+	summaries    interface {
+		GetOrLoad(ctx context.Context, user string, load func(context.Context, string) (summary, error)) (summary, error)
+	}
 
 	draining atomic.Bool // set on SIGTERM; see drainAware
 }
@@ -87,8 +97,16 @@ func (a *app) routes() http.Handler {
 
 	r.Get("/healthz", a.healthz)
 	r.Get("/style.css", a.style)
+	r.Method("GET", "/metrics", metricsHandler(a.statsSources()))
 	r.Mount("/thumbs", a.thumbs)
-	r.With(a.pins.Handler, a.cache.Handler).Get("/", a.home)
+	// The home page: pins first (a client that just wrote reads through
+	// the cache), then the bus's refill marks (a refill after a purge
+	// reads at the write's position), then the response cache.
+	home := []func(http.Handler) http.Handler{a.pins.Handler}
+	if a.pages != nil {
+		home = append(home, a.pages.Handler)
+	}
+	r.With(append(home, a.cache.Handler)...).Get("/", a.home)
 
 	r.Group(func(r chi.Router) {
 		r.Use(http.NewCrossOriginProtection().Handler, a.sessions.LoadAndSave, a.pins.Handler, noStore)
@@ -101,6 +119,7 @@ func (a *app) routes() http.Handler {
 			r.Post("/notes", a.addNote)
 			r.Get("/photos", a.photos)
 			r.Post("/photos", a.upload)
+			r.Post("/photos/{id}/delete", a.deletePhoto)
 		})
 	})
 	return r
@@ -207,11 +226,16 @@ type page struct {
 	ReadFrom string // where the page's data was read: "primary" or "replica-N"
 	Key      string // idempotency key for the page's form
 	QuotaMiB int64
+	Rendered string // when the page was rendered (the home page, which is cached)
+
+	Summary     *summary // the user's counts, on per-user pages
+	SummaryFrom string   // where they came from: "cache", "primary" or "replica-N"
 }
 
 type photoView struct {
 	photo
-	Thumb string
+	Thumb     string
+	DeleteKey string // idempotency key of the photo's delete form (the owner's gallery)
 }
 
 // view fills in what every per-user page shows.
@@ -297,11 +321,77 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 		a.dbFail(w, r, err)
 		return
 	}
-	// Public and the same for everyone: a few seconds in each instance's
-	// response cache.
-	w.Header().Set("Cache-Control", "public, max-age=2")
+	// Public and the same for everyone: minutes in each instance's
+	// response cache, tagged so that every upload and delete purges it on
+	// every instance (see changed).
+	localcache.Tag(r, photosTag)
+	w.Header().Set("Cache-Control", "public, max-age=300")
 	a.render(w, http.StatusOK, "home", page{Title: "Photo notebook", Public: true, Instance: a.instance,
-		Dialect: a.dialect, Photos: a.photoViews(ps)})
+		Dialect: a.dialect, Photos: a.photoViews(ps), ReadFrom: a.pins.ReadFrom(r.Context()),
+		Rendered: time.Now().UTC().Format("15:04:05.000")})
+}
+
+// photosTag tags every cached page that lists photos.
+const photosTag = "photos"
+
+// changed announces, after a write by user committed, that user's counts
+// changed, and with photos that every page listing photos did too: every
+// instance drops them (this one before Send returns), and refills them
+// from a replica that has replayed the write, or from the primary. When
+// the announcement fails, the write stands; the other instances then keep
+// their copies until the bus flushes them on reconnecting, or until the
+// TTL (summaryTTL; the home page's max-age).
+func (a *app) changed(ctx context.Context, user string, photos bool) {
+	if a.bus == nil { // SQLite: one instance, nobody else to tell
+		a.summaryCache.Delete(user)
+		if photos {
+			a.cache.PurgeTag(photosTag)
+		}
+		return
+	}
+	items := []coherent.Item{a.summaryKeys.Key(user)}
+	if photos {
+		items = append(items, a.pages.Tag(photosTag))
+	}
+	if err := a.bus.Send(ctx, items...); err != nil {
+		log.Printf("announcing %v: %v", items, err)
+	}
+}
+
+// summary returns user's counts and where they came from: "cache", or the
+// server the load read them from. A client that just wrote (pinned) reads
+// them through the cache, as the request that wrote does.
+func (a *app) summary(ctx context.Context, user string) (*summary, string, error) {
+	var loaded atomic.Bool
+	s, err := a.summaries.GetOrLoad(ctx, user, func(ctx context.Context, user string) (summary, error) {
+		loaded.Store(true)
+		var s summary
+		from, err := a.pins.Read(ctx, func(db *sql.DB) (err error) {
+			s, err = summaryOf(ctx, db, user)
+			return err
+		})
+		s.From = from
+		return s, err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	from := "cache"
+	if loaded.Load() {
+		from = s.From
+	}
+	return &s, from, nil
+}
+
+// withSummary adds the user's counts to p; a failure to read them only
+// leaves them out.
+func (a *app) withSummary(r *http.Request, p *page) {
+	s, from, err := a.summary(r.Context(), p.User)
+	if err != nil {
+		log.Printf("%s %s: counts: %v", r.Method, r.URL.Path, err)
+		return
+	}
+	p.Summary, p.SummaryFrom = s, from
 }
 
 func (a *app) loginForm(w http.ResponseWriter, r *http.Request) {
@@ -389,6 +479,7 @@ func (a *app) notes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Notes, p.ReadFrom = ns, from
+	a.withSummary(r, &p)
 	a.render(w, http.StatusOK, "notes", p)
 }
 
@@ -409,6 +500,7 @@ func (a *app) addNote(w http.ResponseWriter, r *http.Request) {
 	if replayed {
 		w.Header().Set(replayHeader, "true")
 	}
+	a.changed(ctx, a.sessions.GetString(ctx, "user"), false)
 	a.sessions.Put(ctx, "flash", "Saved.")
 	http.Redirect(w, r, "/notes", http.StatusSeeOther)
 }
@@ -421,7 +513,45 @@ func (a *app) photos(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Photos, p.ReadFrom = a.photoViews(ps), from
+	for i := range p.Photos {
+		p.Photos[i].DeleteKey = newKey()
+	}
+	a.withSummary(r, &p)
 	a.render(w, http.StatusOK, "photos", p)
+}
+
+// deletePhoto deletes one of the user's photos: the row (once per
+// idempotency key), then, after the commit, the file, and announces the
+// change to every instance. Another user's photo, or one already gone, is
+// a 404 that says so.
+func (a *app) deletePhoto(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	user := a.sessions.GetString(ctx, "user")
+	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
+	if err != nil || id <= 0 {
+		a.fail(w, http.StatusNotFound, "There is no such photo.")
+		return
+	}
+	file, replayed, err := deletePhoto(ctx, a.pins.Writer(ctx), formKey(r), user, id)
+	switch {
+	case errors.Is(err, errNoPhoto):
+		a.fail(w, http.StatusNotFound, "You have no such photo: it may have been deleted already.")
+		return
+	case err != nil:
+		a.dbFail(w, r, err)
+		return
+	}
+	if file != "" {
+		if err := os.Remove(filepath.Join(a.uploads, file)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Printf("removing deleted photo %s: %v", file, err)
+		}
+	}
+	if replayed {
+		w.Header().Set(replayHeader, "true")
+	}
+	a.changed(ctx, user, true)
+	a.sessions.Put(ctx, "flash", "Photo deleted.")
+	http.Redirect(w, r, "/photos", http.StatusSeeOther)
 }
 
 // userPhotos reads user's newest photos, from a replica when the user's
@@ -516,6 +646,7 @@ func (a *app) upload(w http.ResponseWriter, r *http.Request) {
 	if replayed {
 		w.Header().Set(replayHeader, "true")
 	}
+	a.changed(ctx, user, true)
 	a.sessions.Put(ctx, "flash", "Photo uploaded.")
 	http.Redirect(w, r, "/photos", http.StatusSeeOther)
 }
@@ -554,6 +685,7 @@ type health struct {
 	Database string          `json:"database"`
 	Primary  bool            `json:"primary_up"`
 	Replicas []replicaHealth `json:"replicas"`
+	Bus      *coherent.Stats `json:"bus,omitempty"` // the invalidation bus (PostgreSQL only)
 }
 
 type replicaHealth struct {
@@ -570,6 +702,10 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	h := health{Instance: a.instance, Draining: a.draining.Load(), Database: a.dialect,
 		Primary: a.primary.PingContext(ctx) == nil, Replicas: replicaHealths(a.pins.Stats())}
+	if a.bus != nil {
+		st := a.bus.Stats()
+		h.Bus = &st
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if h.Draining {

@@ -163,6 +163,47 @@ func TestSQLiteFallback(t *testing.T) {
 			t.Errorf("anonymous GET / #%d: X-Cache %q, want HIT", i, got)
 		}
 	}
+	// The counts on per-user pages come from the cache once loaded, and a
+	// delete drops them and the cached home page at once.
+	if _, body := do("GET", "/photos", "", nil); !strings.Contains(body, `<span id="photo-count">2</span>`) {
+		t.Errorf("GET /photos: want a count of 2 photos: %.1500s", body)
+	}
+	resp, body = do("GET", "/photos", "", nil)
+	if !strings.Contains(body, `<code id="summary-from">cache</code>`) {
+		t.Errorf("GET /photos again: want the counts from the cache: %.1500s", body)
+	}
+	del := regexp.MustCompile(`action="(/photos/\d+/delete)".*?name="key" value="([^"]+)"`).FindStringSubmatch(body)
+	if del == nil {
+		t.Fatalf("no delete form on /photos: %.1500s", body)
+	}
+	anonHome := func() (*http.Response, string) {
+		resp, err := http.Get(srv.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	if resp, _ := anonHome(); resp.Header.Get("X-Cache") != "HIT" || resp.Header.Get("Cache-Control") != "public, max-age=300" {
+		t.Errorf("anonymous GET / before the delete: X-Cache %q, Cache-Control %q; want a HIT of a page fresh for 300 s", resp.Header.Get("X-Cache"), resp.Header.Get("Cache-Control"))
+	}
+	for i, want := range []string{"", "true"} { // sent twice: deleted once
+		resp, _ := form(del[1], url.Values{"key": {del[2]}})
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Idempotent-Replayed") != want {
+			t.Fatalf("delete attempt %d: got %s, Idempotent-Replayed %q; want 303 and %q", i+1, resp.Status, resp.Header.Get("Idempotent-Replayed"), want)
+		}
+	}
+	if _, body := do("GET", "/photos", "", nil); !strings.Contains(body, `<span id="photo-count">1</span>`) || !strings.Contains(body, "Photo deleted.") {
+		t.Errorf("GET /photos after the delete: want 1 photo and the flash: %.1500s", body)
+	}
+	if resp, body := anonHome(); resp.Header.Get("X-Cache") == "HIT" || strings.Count(body, "<figure>") != 1 {
+		t.Errorf("anonymous GET / after the delete: X-Cache %q with %d photos; want a fresh page with 1", resp.Header.Get("X-Cache"), strings.Count(body, "<figure>"))
+	}
+	if resp, body := form(del[1], url.Values{"key": {strings.Repeat("f", 20)}}); resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "no such photo") {
+		t.Errorf("deleting a deleted photo: got %s; want 404 saying so", resp.Status)
+	}
+
 	if resp, _ := form("/logout", nil); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout: got %s, want 303", resp.Status)
 	}

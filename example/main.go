@@ -43,6 +43,13 @@ type config struct {
 	pgBin         string
 	drain         time.Duration
 	uploadQuota   int64 // bytes per user
+
+	// noRefill turns off the bus's position-aware refill, so that caches
+	// refill from a lagging replica after an invalidation and may keep the
+	// old data for their whole lifetime. It exists only so that the
+	// end-to-end test can show that the refill matters; it is set by the
+	// environment variable UNSAFE_NO_POSITION_AWARE_REFILL=1, not by a flag.
+	noRefill bool
 }
 
 // listFlag is a repeatable flag whose default comes from a comma-separated
@@ -160,6 +167,7 @@ func parseFlags(args []string) (config, error) {
 		return c, errors.New("-upload-quota-mib must be positive")
 	}
 	c.uploadQuota = quota << 20
+	c.noRefill = os.Getenv("UNSAFE_NO_POSITION_AWARE_REFILL") == "1"
 	c.replicaURLs, c.acceptSecrets = replicas.vals, accept.vals
 	for _, s := range append([]string{c.secret}, c.acceptSecrets...) {
 		if s != "" && len(s) < sharednothing.MinSecretLen {
@@ -381,6 +389,10 @@ func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(
 		closeAll()
 		return nil, nil, err
 	}
+	if a.summaryCache, err = newSummaries(); err != nil {
+		closeAll()
+		return nil, nil, err
+	}
 	if a.thumbs, err = newThumbs(uploads, secrets, c.thumbQueue); err != nil {
 		closeAll()
 		return nil, nil, err
@@ -389,20 +401,16 @@ func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(
 		closeAll()
 		return nil, nil, err
 	}
-	a.logoutTimes = a.logouts
+	a.logoutTimes, a.summaries = a.logouts, a.summaryCache
 	if dialect == "postgres" {
-		if a.bus, err = newBus(c.databaseURL, c.instance, primary); err != nil {
+		if c.noRefill {
+			log.Printf("WARNING: UNSAFE_NO_POSITION_AWARE_REFILL=1: caches may refill from a lagging replica and keep old data (for tests only)")
+		}
+		if err := a.coherent(c, primary); err != nil {
 			a.pins.Close()
 			closeAll()
 			return nil, nil, err
 		}
-		if a.logoutKeys, err = coherent.NewCache(a.bus, "logouts", a.logouts); err != nil {
-			a.bus.Close()
-			a.pins.Close()
-			closeAll()
-			return nil, nil, err
-		}
-		a.logoutTimes = a.logoutKeys
 	}
 	return a, func() {
 		if a.bus != nil {
@@ -410,8 +418,33 @@ func newApp(ctx context.Context, c config, dialect, uploads string) (*app, func(
 		}
 		a.pins.Close()
 		a.logouts.Close()
+		a.summaryCache.Close()
 		closeAll()
 	}, nil
+}
+
+// coherent starts the invalidation bus and registers the caches it
+// governs, under names every instance shares.
+func (a *app) coherent(c config, primary *sql.DB) (err error) {
+	if a.bus, err = newBus(c.databaseURL, c.instance, primary, a.pins, !c.noRefill); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			a.bus.Close()
+		}
+	}()
+	if a.logoutKeys, err = coherent.NewCache(a.bus, "logouts", a.logouts); err != nil {
+		return err
+	}
+	if a.summaryKeys, err = coherent.NewCache(a.bus, "summaries", a.summaryCache); err != nil {
+		return err
+	}
+	if a.pages, err = coherent.NewPages(a.bus, "pages", a.cache); err != nil {
+		return err
+	}
+	a.logoutTimes, a.summaries = a.logoutKeys, a.summaryKeys
+	return nil
 }
 
 // migrateWithRetry creates the schema, waiting up to 5 s for the primary.

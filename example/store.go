@@ -127,6 +127,10 @@ func unavailable(op string, err error) error {
 // errQuota reports an upload that would take its owner past the quota.
 var errQuota = errors.New("upload quota exceeded")
 
+// errNoPhoto reports a delete of a photo that does not exist or is not the
+// user's.
+var errNoPhoto = errors.New("no such photo of this user")
+
 // once runs write in a transaction that also records (owner, key) in the
 // writes table, whose primary key makes the pair unique: a request retried
 // with the same idempotency key (after a lost response, a killed instance)
@@ -158,8 +162,8 @@ func once(ctx context.Context, db *sql.DB, owner, key, what string, write func(c
 		}
 	}
 	if err := write(ctx, tx); err != nil {
-		if errors.Is(err, errQuota) {
-			return false, err
+		if errors.Is(err, errQuota) || errors.Is(err, errNoPhoto) {
+			return false, err // the user's mistake, not the database's
 		}
 		return false, unavailable(what, err)
 	}
@@ -293,4 +297,38 @@ func listPhotos(ctx context.Context, db *sql.DB, owner string, limit int) ([]pho
 		return nil, unavailable("list photos", err)
 	}
 	return ps, nil
+}
+
+// deletePhoto deletes owner's photo id once per idempotency key (see
+// [once]) and returns its file name, for the caller to remove once the
+// transaction committed (empty for a replay: the first attempt removed it).
+// It returns [errNoPhoto] when owner has no photo id.
+func deletePhoto(ctx context.Context, db *sql.DB, key, owner string, id int64) (file string, replayed bool, err error) {
+	replayed, err = once(ctx, db, owner, key, "delete photo", func(ctx context.Context, tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, "DELETE FROM photos WHERE id = $1 AND owner = $2 RETURNING file", id, owner).Scan(&file)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errNoPhoto
+		}
+		return err
+	})
+	return file, replayed, err
+}
+
+// summary is what every per-user page shows about its user: read on every
+// view, changed only by the user's own writes, so worth caching.
+type summary struct {
+	Photos, Notes int
+	From          string // where it was loaded: "primary" or "replica-N"
+}
+
+// summaryOf counts owner's photos and notes.
+func summaryOf(ctx context.Context, db *sql.DB, owner string) (summary, error) {
+	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	defer cancel()
+	var s summary
+	err := db.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM photos WHERE owner = $1), (SELECT count(*) FROM notes WHERE owner = $1)", owner).Scan(&s.Photos, &s.Notes)
+	if err != nil {
+		return s, unavailable("count photos and notes", err)
+	}
+	return s, nil
 }

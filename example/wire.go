@@ -49,14 +49,18 @@ func newLogouts() (*localcache.Cache[string, int64], error) {
 // newBus starts the invalidation bus: a LISTEN connection of its own to the
 // primary (through the same multi-host connection string, so it follows a
 // failover), over which the instances tell each other which cached logout
-// times changed.
-func newBus(primaryURL, instance string, primary *sql.DB) (*coherent.Bus, error) {
+// times, photo and note counts and home pages changed. With pins as its
+// Replicas, a key changed at WAL position P is refilled only from a replica
+// that has replayed P, or from the primary, until every replica has:
+// position-aware refill. refill false turns that off; only the end-to-end
+// test that proves it matters does that (see [config.noRefill]).
+func newBus(primaryURL, instance string, primary *sql.DB, pins *replicapin.DB, refill bool) (*coherent.Bus, error) {
 	cfg, err := pgx.ParseConfig(primaryURL)
 	if err != nil {
 		return nil, err
 	}
 	cfg.RuntimeParams["application_name"] = instance + " bus"
-	return coherent.New(coherent.Options{
+	opts := coherent.Options{
 		DB: primary,
 		Dial: func(ctx context.Context) (coherent.Listener, error) {
 			conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -65,7 +69,11 @@ func newBus(primaryURL, instance string, primary *sql.DB) (*coherent.Bus, error)
 			}
 			return pgxListener{conn}, nil
 		},
-	})
+	}
+	if refill {
+		opts.Replicas = coherent.Replicapin(pins)
+	}
+	return coherent.New(opts)
 }
 
 // pgxListener is a coherent.Listener on a pgx connection.
@@ -87,9 +95,22 @@ func (l pgxListener) WaitForNotification(ctx context.Context) (string, error) {
 func (l pgxListener) Close() error { return l.conn.Close(context.Background()) }
 
 // newCache returns the response cache for the public home page. The page
-// says how long it stays fresh (Cache-Control: public, max-age=2).
+// says how long it stays fresh (Cache-Control: public, max-age=300) and tags
+// itself "photos"; every upload and delete purges that tag on every
+// instance over the bus.
 func newCache() (*localcache.ResponseCache, error) {
 	return localcache.NewResponseCache(localcache.ResponseOptions{MaxBytes: 8 << 20})
+}
+
+// summaryTTL bounds how long a cached photo and note count can be stale
+// when the bus is down (or on SQLite, with a single instance, never: the
+// instance drops it itself).
+const summaryTTL = 10 * time.Minute
+
+// newSummaries returns the per-instance cache of users' photo and note
+// counts.
+func newSummaries() (*localcache.Cache[string, summary], error) {
+	return localcache.New(localcache.Options[string, summary]{MaxEntries: 100_000, TTL: summaryTTL})
 }
 
 // newPins returns the replica router. Pin cookies are sealed with the
