@@ -502,6 +502,17 @@ type Health struct {
 		Name string `json:"name"`
 		Up   bool   `json:"up"`
 	} `json:"replicas"`
+	// Bus is the invalidation bus's state and counters (coherent.Stats),
+	// nil without one.
+	Bus *struct {
+		Connected  bool   `json:"connected"`
+		Connects   uint64 `json:"connects"`
+		Flushes    uint64 `json:"flushes"`
+		Received   uint64 `json:"received"`
+		Sent       uint64 `json:"sent"`
+		SendErrors uint64 `json:"send_errors"`
+		LastError  string `json:"last_error"`
+	} `json:"bus"`
 }
 
 // Health fetches the instance's /healthz directly (not through nginx).
