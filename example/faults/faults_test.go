@@ -96,6 +96,8 @@ func TestFaults(t *testing.T) {
 	su.run("8. instance killed mid-POST, clients retry", 6*time.Second, su.killMidPost)
 	su.run("9. primary lost, replica promoted (asynchronous replication)", 0, su.failoverAsync)
 	su.run("10. primary lost, replica promoted (synchronous replication)", 0, su.failoverSync)
+	su.run("11. invalidation bus: LISTEN connections terminated under load", 0, su.killListeners)
+	su.run("12. invalidation bus: primary restarted", 0, su.restartPrimaryCoherence)
 
 	su.report()
 }

@@ -41,8 +41,20 @@ fault makes them unavoidable; the rolling restart, and the replica faults,
 with zero failed requests. Latency is per request as the users saw it,
 through nginx.
 
+The home page is cached by every instance for 5 minutes and each user's
+photo and note counts for 10, and the instances keep those caches coherent
+over PostgreSQL LISTEN/NOTIFY (package `+"`coherent`"+`). Windows 11 and 12 break
+that bus under load (every LISTEN connection terminated, three times; the
+primary restarted) and, right after each break, upload a photo through one
+instance and poll every instance directly: its cached home page (to a
+visitor without cookies) and the uploader's cached count (its session
+without the pin cookie) must show the upload within %v of the upload's
+answer, the bound a bus that lost notifications keeps by flushing its
+caches when it reconnects (backoff capped at 5 s). The listener kills must
+fail no request; the primary restart only with clean 503s.
+
 `, time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), strings.TrimPrefix(runtime.Version(), "go"),
-		replicaLag, writers+readers, writers, readers)
+		replicaLag, writers+readers, writers, readers, staleBound)
 	b.WriteString(table)
 	b.WriteString("\n## What happened in each window\n\n")
 	for _, w := range windows {
