@@ -1,16 +1,19 @@
 package localcache
 
 import (
-	"container/list"
+	"math"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // store holds the response cache's entries: one per primary key (the URL),
 // each with up to maxVariants stored responses, in least-recently-used
-// order, bounded by bytes, plus an index from tag to keys. One mutex guards
-// it all: a hit holds it for a map lookup and a list move.
+// order (golang-lru's simplelru, unbounded in count: the bound is bytes,
+// enforced here), plus an index from tag to keys. One mutex guards it all:
+// a hit holds it for a map lookup and a list move.
 //
 // Entries and responses are never modified once published: a change
 // replaces the entry's variants slice, so readers may keep what they got.
@@ -18,8 +21,7 @@ type store struct {
 	mu    sync.Mutex
 	max   int64
 	bytes int64
-	items map[string]*entry
-	lru   list.List // of *entry, most recent at the front
+	lru   *simplelru.LRU[string, *entry]
 	tags  map[string]map[string]struct{}
 
 	// gen counts purges. A handler run remembers it when it starts, and its
@@ -35,7 +37,6 @@ type entry struct {
 	variants []*response // newest first
 	passTill time.Time   // hit-for-pass: not storable lately, don't coalesce
 	size     int64
-	elem     *list.Element
 }
 
 // entryOverhead is what an entry and each stored response count against
@@ -43,19 +44,19 @@ type entry struct {
 const entryOverhead = 512
 
 func newStore(max int64) *store {
-	return &store{max: max, items: make(map[string]*entry), tags: make(map[string]map[string]struct{})}
+	lru, _ := simplelru.NewLRU[string, *entry](math.MaxInt, nil) // only fails for a size <= 0
+	return &store{max: max, lru: lru, tags: make(map[string]map[string]struct{})}
 }
 
 // get returns the variants stored for key (nil if none) and whether key is
 // marked hit-for-pass, marking the entry recently used.
 func (s *store) get(key string, now time.Time) ([]*response, bool) {
 	s.mu.Lock()
-	e := s.items[key]
-	if e == nil {
+	e, ok := s.lru.Get(key)
+	if !ok {
 		s.mu.Unlock()
 		return nil, false
 	}
-	s.lru.MoveToFront(e.elem)
 	v, pass := e.variants, now.Before(e.passTill)
 	s.mu.Unlock()
 	return v, pass
@@ -81,14 +82,11 @@ func (s *store) put(key string, resp *response, gen uint64, drop ...*response) b
 	if size+int64(len(key))+entryOverhead > s.max {
 		return false
 	}
-	e := s.items[key]
-	if e == nil {
+	e, ok := s.lru.Get(key)
+	if !ok {
 		e = &entry{key: key, size: int64(len(key)) + entryOverhead}
-		e.elem = s.lru.PushFront(e)
-		s.items[key] = e
+		s.lru.Add(key, e)
 		s.bytes += e.size
-	} else {
-		s.lru.MoveToFront(e.elem)
 	}
 	variants := make([]*response, 0, len(e.variants)+1)
 	variants = append(variants, resp)
@@ -114,7 +112,7 @@ func (s *store) put(key string, resp *response, gen uint64, drop ...*response) b
 		keys[key] = struct{}{}
 	}
 	for s.bytes > s.max {
-		oldest := s.lru.Back().Value.(*entry)
+		_, oldest, _ := s.lru.GetOldest()
 		if oldest == e && s.lru.Len() == 1 {
 			break
 		}
@@ -129,18 +127,18 @@ func (s *store) put(key string, resp *response, gen uint64, drop ...*response) b
 func (s *store) markPass(key string, till time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.items[key]; e != nil {
+	if e, ok := s.lru.Peek(key); ok {
 		if len(e.variants) == 0 {
 			e.passTill = till
 		}
 		return
 	}
 	e := &entry{key: key, size: int64(len(key)) + entryOverhead, passTill: till}
-	e.elem = s.lru.PushFront(e)
-	s.items[key] = e
+	s.lru.Add(key, e)
 	s.bytes += e.size
 	for s.bytes > s.max && s.lru.Len() > 1 {
-		s.removeEntry(s.lru.Back().Value.(*entry))
+		_, oldest, _ := s.lru.GetOldest()
+		s.removeEntry(oldest)
 	}
 }
 
@@ -149,8 +147,8 @@ func (s *store) purgeKey(key string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gen++
-	e := s.items[key]
-	if e == nil {
+	e, ok := s.lru.Peek(key)
+	if !ok {
 		return 0
 	}
 	n := len(e.variants)
@@ -165,7 +163,7 @@ func (s *store) purgeTag(tag string) int {
 	s.gen++
 	n := 0
 	for key := range s.tags[tag] {
-		if e := s.items[key]; e != nil {
+		if e, ok := s.lru.Peek(key); ok {
 			n += s.dropVariants(e, func(v *response) bool { return slices.Contains(v.tags, tag) })
 		}
 	}
@@ -179,12 +177,11 @@ func (s *store) purgeAll() int {
 	defer s.mu.Unlock()
 	s.gen++
 	n := 0
-	for _, e := range s.items {
+	for _, e := range s.lru.Values() {
 		n += len(e.variants)
 	}
-	clear(s.items)
+	s.lru.Purge()
 	clear(s.tags)
-	s.lru.Init()
 	s.bytes = 0
 	return n
 }
@@ -213,11 +210,10 @@ func (s *store) dropVariants(e *entry, drop func(*response) bool) int {
 }
 
 func (s *store) removeEntry(e *entry) {
+	s.lru.Remove(e.key)
 	for _, v := range e.variants {
-		s.unindex(e.key, v)
+		s.unindex(e.key, v) // e is out of the LRU: no variant keeps a tag
 	}
-	s.lru.Remove(e.elem)
-	delete(s.items, e.key)
 	s.bytes -= e.size
 }
 
@@ -226,7 +222,7 @@ func (s *store) removeEntry(e *entry) {
 func (s *store) unindex(key string, v *response) {
 	for _, t := range v.tags {
 		still := false
-		if e := s.items[key]; e != nil {
+		if e, ok := s.lru.Peek(key); ok {
 			for _, o := range e.variants {
 				if o != v && slices.Contains(o.tags, t) {
 					still = true
@@ -245,7 +241,7 @@ func (s *store) unindex(key string, v *response) {
 func (s *store) stats() (entries int, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, e := range s.items {
+	for _, e := range s.lru.Values() {
 		entries += len(e.variants)
 	}
 	return entries, s.bytes
