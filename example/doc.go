@@ -35,7 +35,20 @@
 // holds no idle connection to it; then it refuses new connections and
 // finishes the requests in flight.
 //
-// Both forms carry an idempotency key, so a form sent twice is saved once.
+// The home page (the latest photos) is cached by each instance for five
+// minutes, and each user's photo and note counts for ten; the instances
+// keep these caches coherent over PostgreSQL LISTEN/NOTIFY (package
+// coherent): every upload, photo delete and note drops them on every
+// instance within milliseconds, and the next reader refills them from a
+// replica that has replayed the write, or from the primary, never from a
+// replica still behind it. Pages say where their data came from: the
+// counts' "cache", "primary" or "replica-N", the footer's read-from, and
+// X-Cache on the home page. On SQLite (one instance) the caches are
+// invalidated in-process. UNSAFE_NO_POSITION_AWARE_REFILL=1 turns the
+// position-aware refill off; it exists only for the end-to-end test that
+// shows stale pages without it.
+//
+// Every form carries an idempotency key, so a form sent twice is saved once.
 // Logging out revokes every session of the user issued before (the
 // session Validate hook against a logouts table). Every page is sent with
 // a Content-Security-Policy that allows no scripts and no framing.
