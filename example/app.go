@@ -313,7 +313,7 @@ func (a *app) dbFail(w http.ResponseWriter, r *http.Request, err error) {
 
 func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	var ps []photo
-	_, err := a.pins.Read(r.Context(), func(db *sql.DB) (err error) {
+	from, err := a.pins.Read(r.Context(), func(db *sql.DB) (err error) {
 		ps, err = listPhotos(r.Context(), db, "", 12)
 		return err
 	})
@@ -327,7 +327,7 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	localcache.Tag(r, photosTag)
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	a.render(w, http.StatusOK, "home", page{Title: "Photo notebook", Public: true, Instance: a.instance,
-		Dialect: a.dialect, Photos: a.photoViews(ps), ReadFrom: a.pins.ReadFrom(r.Context()),
+		Dialect: a.dialect, Photos: a.photoViews(ps), ReadFrom: from,
 		Rendered: time.Now().UTC().Format("15:04:05.000")})
 }
 

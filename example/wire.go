@@ -62,6 +62,12 @@ func newBus(primaryURL, instance string, primary *sql.DB, pins *replicapin.DB, r
 	cfg.RuntimeParams["application_name"] = instance + " bus"
 	opts := coherent.Options{
 		DB: primary,
+		// Retry the listener at least every second while the primary is
+		// down (default: backoff up to 5 s): once it is back, every
+		// instance flushes what it may have missed within about a second.
+		// A few instances cost the primary one connection attempt each per
+		// second.
+		MaxBackoff: time.Second,
 		Dial: func(ctx context.Context) (coherent.Listener, error) {
 			conn, err := pgx.ConnectConfig(ctx, cfg)
 			if err != nil {

@@ -181,7 +181,7 @@ func TestScaleOut(t *testing.T) {
 			}
 		}
 		t.Logf("%d of 6 anonymous GET / were cache hits", hits)
-		if hits < 3 { // two requests per instance, well within max-age=2
+		if hits < 3 { // two requests per instance, well within max-age=300
 			t.Errorf("%d of 6 anonymous GET / were cache hits, want at least 3", hits)
 		}
 	})

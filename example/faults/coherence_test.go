@@ -21,10 +21,11 @@ import (
 
 // staleBound is the longest a cached home page or count may stay stale on
 // any instance after a write, when the bus lost its connection around the
-// write: the listener reconnects with backoff capped at 5 s
-// (coherent.Options.MaxBackoff) once PostgreSQL accepts connections, then
+// write: the listener reconnects with backoff, capped at 1 s in the example
+// (coherent.Options.MaxBackoff), once PostgreSQL accepts connections, then
 // flushes every cache it governs. Connected, it is the delivery latency
-// (milliseconds).
+// (milliseconds). The rest is margin for polling three instances on a
+// loaded machine (page p99 up to 3 s in the primary-restart window).
 const staleBound = 6 * time.Second
 
 // prober is a user who uploads marked photos on one instance and watches,

@@ -50,7 +50,8 @@ instance and poll every instance directly: its cached home page (to a
 visitor without cookies) and the uploader's cached count (its session
 without the pin cookie) must show the upload within %v of the upload's
 answer, the bound a bus that lost notifications keeps by flushing its
-caches when it reconnects (backoff capped at 5 s). The listener kills must
+caches when it reconnects (the example caps the reconnection backoff at
+1 s; the rest is margin for polling on a loaded machine). The listener kills must
 fail no request; the primary restart only with clean 503s.
 
 `, time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), strings.TrimPrefix(runtime.Version(), "go"),
