@@ -168,7 +168,7 @@ func TestSQLiteFallback(t *testing.T) {
 	if _, body := do("GET", "/photos", "", nil); !strings.Contains(body, `<span id="photo-count">2</span>`) {
 		t.Errorf("GET /photos: want a count of 2 photos: %.1500s", body)
 	}
-	resp, body = do("GET", "/photos", "", nil)
+	_, body = do("GET", "/photos", "", nil)
 	if !strings.Contains(body, `<code id="summary-from">cache</code>`) {
 		t.Errorf("GET /photos again: want the counts from the cache: %.1500s", body)
 	}
