@@ -139,6 +139,7 @@ func (a *app) statsSources() map[string]func() any {
 		"pages":      func() any { return a.cache.Stats() },
 		"thumbnail":  func() any { return a.thumbs.Stats() },
 		"logouts":    func() any { return a.logouts.Stats() },
+		"summaries":  func() any { return a.summaryCache.Stats() },
 	}
 	if a.bus != nil {
 		s["coherent"] = func() any { return a.bus.Stats() }
