@@ -260,9 +260,10 @@ func (m *Manager) LoadAndSave(next http.Handler) http.Handler {
 			m.handleError(w, r, cfg.err)
 			return
 		}
-		ctx, rs := reqstate.EnsureContext(r.Context())
+		st := &state{m: m, cfg: cfg, managed: true}
+		ctx, rs := reqstate.EnsureContextIn(r.Context(), &st.ownRS)
 		rs.AddCookie(reqstate.Cookie{Name: cfg.cookie.Name, Kind: reqstate.Session})
-		st := &state{m: m, parent: ctx, cfg: cfg, rs: rs, managed: true}
+		st.parent, st.rs = ctx, rs
 		st.req = *r.WithContext(context.WithValue(ctx, ctxKey{m}, st))
 		st.hw.Reset(w, st.commit)
 		next.ServeHTTP(&st.hw, &st.req)

@@ -37,7 +37,8 @@ type state struct {
 	parent    context.Context // the request's context, for Validate
 	cfg       *config
 	rs        *reqstate.State
-	managed   bool // created by LoadAndSave: hw and req are in use
+	ownRS     reqstate.State // the request's State when no outer middleware made one
+	managed   bool           // created by LoadAndSave: hw and req are in use
 	hw        hook.Writer
 	req       http.Request
 	token     string // the token given to Load

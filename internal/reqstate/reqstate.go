@@ -81,11 +81,21 @@ func Ensure(r *http.Request) (*http.Request, *State) {
 // itself anyway: it returns ctx with a State (reusing one already there),
 // so the middleware pays for one request copy, not two.
 func EnsureContext(ctx context.Context) (context.Context, *State) {
+	return EnsureContextIn(ctx, nil)
+}
+
+// EnsureContextIn is [EnsureContext] for a middleware that has a State of
+// its own to offer, embedded in its per-request struct: when ctx has no
+// State yet, spare (which must be new) becomes the request's, saving an
+// allocation. A nil spare means a new State.
+func EnsureContextIn(ctx context.Context, spare *State) (context.Context, *State) {
 	if s := From(ctx); s != nil {
 		return ctx, s
 	}
-	s := new(State)
-	return context.WithValue(ctx, ctxKey{}, s), s
+	if spare == nil {
+		spare = new(State)
+	}
+	return context.WithValue(ctx, ctxKey{}, spare), spare
 }
 
 // AddCookie registers a cookie that carries per-client state. Session and
