@@ -154,6 +154,7 @@ type Bus struct {
 	sending bool       // a Send is sending for the queue
 
 	connected   atomic.Bool
+	up          chan struct{} // under mu: closed while connected, replaced when the listener drops
 	connects    atomic.Uint64
 	flushes     atomic.Uint64
 	received    atomic.Uint64
@@ -207,6 +208,7 @@ func New(opts Options) (*Bus, error) {
 		onError:    opts.ErrorHandler,
 		regs:       map[string]*reg{},
 		downSince:  time.Now(),
+		up:         make(chan struct{}),
 	}
 	b.maxSilence = cmp(opts.MaxSilence, 3*b.heartbeat)
 	if b.maxMarks == 0 {
@@ -251,6 +253,25 @@ func (b *Bus) Close() error {
 	return nil
 }
 
+// WaitConnected waits until the listener hears the channel (and has
+// flushed what it may have missed), and returns at once if it does now. It
+// returns ctx's error, or [ErrClosed] after Close. An application need not
+// call it: until the listener is up, caches are flushed on connect and
+// bounded by their TTL. Start-up checks and tests use it.
+func (b *Bus) WaitConnected(ctx context.Context) error {
+	b.mu.Lock()
+	up := b.up
+	b.mu.Unlock()
+	select {
+	case <-up:
+		return nil
+	case <-b.ctx.Done():
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // report passes a background failure to the ErrorHandler.
 func (b *Bus) report(err error) {
 	b.mu.Lock()
@@ -273,6 +294,11 @@ func (b *Bus) listen() {
 		listening, err := b.session()
 		b.connected.Store(false)
 		b.mu.Lock()
+		select {
+		case <-b.up:
+			b.up = make(chan struct{})
+		default:
+		}
 		b.downSince = time.Now()
 		b.hbWaiting = time.Time{}
 		b.mu.Unlock()
@@ -321,6 +347,9 @@ func (b *Bus) session() (listening bool, err error) {
 		return false, err
 	}
 	b.connects.Add(1)
+	b.mu.Lock()
+	close(b.up)
+	b.mu.Unlock()
 	for {
 		payload, err := l.WaitForNotification(ctx)
 		if err != nil {

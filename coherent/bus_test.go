@@ -159,6 +159,9 @@ func TestReconnectBackoffAndFlush(t *testing.T) {
 		if !s.Connected || s.Connects != 1 || s.Flushes != 1 || cache.purges != 1 {
 			t.Errorf("after connecting: %+v, %d purges; want connected, one connect, one flush", s, cache.purges)
 		}
+		if err := bus.WaitConnected(context.Background()); err != nil {
+			t.Errorf("WaitConnected while connected: %v", err)
+		}
 
 		cache.m["1"], cache.m["2"] = "a", "b"
 		l.payloads <- "c1 00000001 0/16B3740\nk users 1\nk other 2"
@@ -184,8 +187,24 @@ func TestReconnectBackoffAndFlush(t *testing.T) {
 		if s := bus.Stats(); s.Connected {
 			t.Error("still connected after the listener failed")
 		}
+		waited := make(chan error, 1)
+		go func() { waited <- bus.WaitConnected(context.Background()) }()
+		synctest.Wait()
+		select {
+		case err := <-waited:
+			t.Errorf("WaitConnected returned %v while the listener was down", err)
+		default:
+		}
 		time.Sleep(50 * time.Millisecond) // the first backoff after a working session
 		synctest.Wait()
+		select {
+		case err := <-waited:
+			if err != nil {
+				t.Errorf("WaitConnected after the reconnect: %v", err)
+			}
+		default:
+			t.Error("WaitConnected still waiting after the reconnect")
+		}
 		if s := bus.Stats(); !s.Connected || s.Connects != 2 || s.Flushes != 3 || cache.purges != 3 {
 			t.Errorf("after reconnecting: %+v, %d purges; want a second connect and flush", s, cache.purges)
 		}

@@ -46,15 +46,25 @@ func Example() {
 		return name, err
 	}
 	type instance struct {
-		bus   *coherent.Bus
-		names *coherent.Cache[string]
+		bus     *coherent.Bus
+		names   *coherent.Cache[string]
+		dropped chan string // keys the bus dropped from this instance's cache
 	}
 	start := func() instance {
 		bus, err := coherent.New(coherent.Options{Dial: dial, DB: primary, Channel: "example"})
 		if err != nil {
 			log.Fatal(err)
 		}
-		local, err := localcache.New(localcache.Options[string, string]{MaxEntries: 1000, TTL: 10 * time.Minute})
+		dropped := make(chan string, 16)
+		local, err := localcache.New(localcache.Options[string, string]{
+			MaxEntries: 1000,
+			TTL:        10 * time.Minute,
+			OnEvict: func(key, _ string, reason localcache.EvictReason) {
+				if reason == localcache.Deleted {
+					dropped <- key
+				}
+			},
+		})
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -62,10 +72,10 @@ func Example() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		for !bus.Stats().Connected {
-			time.Sleep(time.Millisecond) // a real instance does not wait
+		if err := bus.WaitConnected(ctx); err != nil { // a real instance need not wait
+			log.Fatal(err)
 		}
-		return instance{bus, names}
+		return instance{bus, names, dropped}
 	}
 	a, b := start(), start()
 	defer a.bus.Close()
@@ -82,9 +92,7 @@ func Example() {
 		log.Print(err) // the write stands; other instances catch up by TTL
 	}
 
-	for b.bus.Stats().Invalidations == 0 {
-		time.Sleep(time.Millisecond) // only so that the output is deterministic
-	}
+	<-b.dropped // only so that the output is deterministic: b heard it
 	name, _ = b.names.GetOrLoad(ctx, "7", loadName)
 	fmt.Println("b reads:", name)
 	// Output:
@@ -119,9 +127,10 @@ func ExampleNewPages() {
 		fmt.Fprintf(w, "%d photos", n)
 	})
 	type instance struct {
-		bus   *coherent.Bus
-		pages *coherent.Pages
-		h     http.Handler
+		bus    *coherent.Bus
+		pages  *coherent.Pages
+		h      http.Handler
+		purged chan string // tags the bus purged from this instance's cache
 	}
 	start := func() instance {
 		bus, err := coherent.New(coherent.Options{
@@ -142,14 +151,15 @@ func ExampleNewPages() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		pages, err := coherent.NewPages(bus, "pages", rc)
+		watched := tagWatcher{rc, make(chan string, 16)}
+		pages, err := coherent.NewPages(bus, "pages", watched)
 		if err != nil {
 			log.Fatal(err)
 		}
-		for !bus.Stats().Connected {
-			time.Sleep(time.Millisecond) // a real instance does not wait
+		if err := bus.WaitConnected(ctx); err != nil { // a real instance need not wait
+			log.Fatal(err)
 		}
-		return instance{bus, pages, pages.Handler(rc.Handler(home))}
+		return instance{bus, pages, pages.Handler(rc.Handler(home)), watched.purged}
 	}
 	get := func(in instance) string {
 		rec := httptest.NewRecorder()
@@ -170,13 +180,24 @@ func ExampleNewPages() {
 	if err := a.bus.Send(ctx, a.pages.Tag("photos")); err != nil {
 		log.Print(err)
 	}
-	for b.bus.Stats().Invalidations == 0 {
-		time.Sleep(time.Millisecond) // only so that the output is deterministic
-	}
+	<-b.purged // only so that the output is deterministic: b heard it
 	fmt.Println("b:", get(b))
 	fmt.Println("b:", get(b))
 	// Output:
 	// b: 0 photos (HIT)
 	// b: 1 photos (MISS)
 	// b: 1 photos (HIT)
+}
+
+// tagWatcher tells the example when the bus purged a tag, so that its
+// output does not depend on timing.
+type tagWatcher struct {
+	*localcache.ResponseCache
+	purged chan string
+}
+
+func (w tagWatcher) PurgeTag(tag string) int {
+	n := w.ResponseCache.PurgeTag(tag)
+	w.purged <- tag
+	return n
 }

@@ -1,12 +1,15 @@
 package coherent
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,21 +36,36 @@ func redisServer(b *testing.B) string {
 	l.Close()
 	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; ; i++ {
-		c, err := redis.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr
+	// redis-server logs this line once it accepts connections.
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "Ready to accept connections") {
+				ready <- true
+				io.Copy(io.Discard, out)
+				return
+			}
 		}
-		if i == 500 {
-			b.Fatalf("redis-server did not start: %v", err)
+		ready <- false
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			b.Fatal("redis-server exited before accepting connections")
 		}
-		time.Sleep(10 * time.Millisecond)
+	case <-time.After(10 * time.Second):
+		b.Fatal("redis-server did not start within 10 s")
 	}
+	return addr
 }
 
 // BenchmarkLatencyRedis is BenchmarkLatency with the peer design, a Redis
