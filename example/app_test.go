@@ -25,11 +25,6 @@ import (
 // whole visit, plus the bad-upload answers. The scaled-out behaviour is
 // tested against real processes in example/e2e.
 func TestSQLiteFallback(t *testing.T) {
-	dir := t.TempDir()
-	uploads := filepath.Join(dir, "photos")
-	if err := os.MkdirAll(uploads, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	img := image.NewNRGBA(image.Rect(0, 0, 600, 400))
 	for i := range img.Pix {
 		img.Pix[i] = uint8(i)
@@ -39,14 +34,7 @@ func TestSQLiteFallback(t *testing.T) {
 	png.Encode(&pngData, img)
 	// Room for two copies of the photo, not three.
 	quota := int64(2*pngData.Len() + 100)
-	c := config{instance: "test-1", secret: strings.Repeat("s", 32), databaseURL: sqliteDSN(filepath.Join(dir, "t.db")), uploadQuota: quota}
-	a, cleanup, err := newApp(context.Background(), c, "sqlite", uploads)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cleanup()
-	srv := httptest.NewServer(a.routes())
-	defer srv.Close()
+	srv := sqliteServer(t, quota)
 
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -226,4 +214,25 @@ func pngHeader(w, h int) []byte {
 	put(20, h)
 	put(29, int(crc32.ChecksumIEEE(p[12:29])))
 	return p
+}
+
+// sqliteServer runs the app in-process on an embedded SQLite database, as
+// make demo does without PostgreSQL, with the given upload quota. The
+// server and its files go at the test's end.
+func sqliteServer(t *testing.T, quota int64) *httptest.Server {
+	t.Helper()
+	dir := t.TempDir()
+	uploads := filepath.Join(dir, "photos")
+	if err := os.MkdirAll(uploads, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := config{instance: "test-1", secret: strings.Repeat("s", 32), databaseURL: sqliteDSN(filepath.Join(dir, "t.db")), uploadQuota: quota}
+	a, cleanup, err := newApp(context.Background(), c, "sqlite", uploads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+	srv := httptest.NewServer(a.routes())
+	t.Cleanup(srv.Close)
+	return srv
 }

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -15,19 +11,7 @@ import (
 // TestMetrics checks that /metrics exports every component's Stats in the
 // Prometheus text format, with values that move when the app is used.
 func TestMetrics(t *testing.T) {
-	dir := t.TempDir()
-	uploads := filepath.Join(dir, "photos")
-	if err := os.MkdirAll(uploads, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	c := config{instance: "test-1", secret: strings.Repeat("s", 32), databaseURL: sqliteDSN(filepath.Join(dir, "t.db")), uploadQuota: 1 << 20}
-	a, cleanup, err := newApp(context.Background(), c, "sqlite", uploads)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cleanup()
-	srv := httptest.NewServer(a.routes())
-	defer srv.Close()
+	srv := sqliteServer(t, 1<<20)
 
 	// Two views of the home page: a miss, then a hit in the response cache.
 	for range 2 {
